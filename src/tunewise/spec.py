@@ -1,0 +1,258 @@
+"""The job spec: the single source of truth for every option of a run.
+
+YAML files, command-line overrides (`train.learning_rate=1e-4`) and later the REST API all
+produce a `JobSpec`. Method-specific options live in each method's own config class
+(tunewise.methods.*) and are validated there, so adding a method touches no code here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from tunewise.errors import SpecError
+
+BUNDLED_MODEL = "smollm2-135m-instruct"
+FORMAT_NAMES = ("alpaca", "chat", "sharegpt", "completion", "text", "preference")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class MixSpec(_Strict):
+    """A general dataset mixed into training to limit forgetting."""
+
+    path: str = Field(description="General-purpose dataset file (any supported format).")
+    fraction: float = Field(
+        0.05, gt=0, lt=1, description="Share of the training rows drawn from it; 0.05-0.10 is usual."
+    )
+
+
+class DataSpec(_Strict):
+    train: str = Field(description="Training data file: .jsonl, .json, .csv or .parquet.")
+    validation: str | None = Field(None, description="Validation file; if absent a held-out split is made.")
+    format: Literal["alpaca", "chat", "sharegpt", "completion", "text", "preference"] | None = Field(
+        None, description="Force a format instead of detecting it."
+    )
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="Held-out share when no validation file is given.")
+    max_length: int = Field(1024, ge=8, le=131072, description="Longest example in tokens.")
+    on_too_long: Literal["drop", "truncate"] = Field("drop", description="What to do with longer examples.")
+    on_invalid: Literal["fail", "drop"] = Field(
+        "fail", description="fail: stop on any invalid row; drop: skip it and list it in the report."
+    )
+    dedup: bool = Field(True, description="Remove exact and near duplicates before splitting.")
+    near_dup_threshold: float = Field(0.9, gt=0, le=1, description="MinHash Jaccard threshold for near duplicates.")
+    packing: bool = Field(True, description="Pack several examples into one sequence (labels stay per example).")
+    mix: MixSpec | None = Field(None, description="Optional general data mixed in against forgetting.")
+
+
+class TrainSpec(_Strict):
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    learning_rate: float | None = Field(
+        None, gt=0, le=1, description="Peak learning rate; default depends on the method (2e-5 full, 2e-4 LoRA)."
+    )
+    lr_scheduler: Literal["cosine", "linear", "constant"] = Field("cosine", description="Decay after warmup.")
+    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps spent warming up.")
+    micro_batch_size: int = Field(4, ge=1, description="Sequences per forward pass.")
+    gradient_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    seed: int = Field(42, description="Seed for data order, initialisation and dropout.")
+    eval_every_steps: int | None = Field(None, ge=1, description="Validation loss every N steps (default: at checkpoints).")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on CUDA where supported, fp32 on CPU."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
+
+
+class CheckpointSpec(_Strict):
+    dir: str | None = Field(None, description="Path or fsspec URL (s3://...). Default: <run>/checkpoints.")
+    every_steps: int | None = Field(50, ge=1, description="Save every N optimizer steps.")
+    every_minutes: float | None = Field(None, gt=0, description="Also save when this many minutes have passed.")
+    keep_best: int = Field(1, ge=0, description="Keep the k best checkpoints by validation loss.")
+    keep_last: int = Field(1, ge=1, description="Keep the n newest checkpoints.")
+
+
+class MethodSpec(BaseModel):
+    """`name` picks a registered method; every other key is that method's own option."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field("lora", description="Adaptation method; `tunewise methods` lists them.")
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class JobSpec(_Strict):
+    name: str | None = Field(None, description="Run name; default derived from the spec file and its content.")
+    base_model: str = Field(BUNDLED_MODEL, description="Bundled name, local HF model directory or hub id.")
+    method: MethodSpec = Field(default_factory=MethodSpec)
+    data: DataSpec
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_method(self) -> JobSpec:
+        from tunewise.methods import get_method
+
+        method = get_method(self.method.name)  # raises SpecError naming the known methods
+        try:
+            method.config_class(**self.method.options())
+        except ValidationError as err:
+            problems = "; ".join(
+                f"method.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
+            )
+            raise ValueError(problems) from None
+        return self
+
+    def method_config(self) -> Any:
+        from tunewise.methods import get_method
+
+        return get_method(self.method.name).config_class(**self.method.options())
+
+    def resolved_learning_rate(self) -> float:
+        from tunewise.methods import get_method
+
+        return self.train.learning_rate or get_method(self.method.name).default_learning_rate
+
+    def content_hash(self) -> str:
+        """Stable short hash of the resolved spec (name excluded)."""
+        payload = self.model_dump(mode="json", exclude={"name"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --- loading -------------------------------------------------------------------------------------
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid job spec"]
+    for item in err.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  {field}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _parse_override_value(raw: str) -> Any:
+    """YAML scalars (true, null, [a, b]); numbers like 1e-4 that YAML 1.1 leaves as strings become floats."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides to a nested dict; errors name the override."""
+    for item in overrides:
+        if "=" not in item:
+            raise SpecError(f"override {item!r} is not of the form key.path=value", hint="e.g. train.learning_rate=1e-4")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise SpecError(f"override {item!r} has an empty key")
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if isinstance(child, str) and part == "method":
+                child = node[part] = {"name": child}
+            if not isinstance(child, dict):
+                raise SpecError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = _parse_override_value(raw)
+    return data
+
+
+def load_spec(path: str | Path | None = None, overrides: list[str] | None = None, *, raw: dict | None = None) -> JobSpec:
+    """Load a job spec from YAML (or a dict), apply dotted overrides, validate, and warn on odd values."""
+    source = str(path) if path else "spec"
+    if raw is None:
+        if path is None:
+            raise SpecError("no job spec given")
+        file = Path(path)
+        if not file.is_file():
+            raise SpecError(f"{file}: job spec not found")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise SpecError(f"{file}: not UTF-8 text (byte {err.start})") from None
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{file}:{mark.line + 1}" if mark else str(file)
+            raise SpecError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        if not isinstance(raw, dict):
+            raise SpecError(f"{file}: a job spec must be a mapping of sections, got {type(raw).__name__}")
+        raw = _resolve_relative_paths(raw, file.parent)
+    data = apply_overrides(dict(raw), overrides or [])
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as err:
+        raise SpecError(_format_validation_error(err, source)) from None
+    for message in spec_warnings(spec):
+        warnings.warn(message, SpecWarning, stacklevel=2)
+    return spec
+
+
+class SpecWarning(UserWarning):
+    """A value that is allowed but outside the usual range for its method."""
+
+
+def _resolve_relative_paths(raw: dict, base: Path) -> dict:
+    # Data paths in a spec file are relative to the spec file, like includes in most tools.
+    data = raw.get("data")
+    if isinstance(data, dict):
+        for key in ("train", "validation"):
+            value = data.get(key)
+            if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
+                candidate = base / value
+                if candidate.exists() or not Path(value).exists():
+                    data[key] = str(candidate)
+        mix = data.get("mix")
+        if isinstance(mix, dict) and isinstance(mix.get("path"), str) and not Path(mix["path"]).is_absolute():
+            candidate = base / mix["path"]
+            if candidate.exists() or not Path(mix["path"]).exists():
+                mix["path"] = str(candidate)
+    return raw
+
+
+def spec_warnings(spec: JobSpec) -> list[str]:
+    """Values outside the usual range for their method, each with the reason."""
+    from tunewise.methods import get_method
+
+    method = get_method(spec.method.name)
+    out: list[str] = []
+    lr = spec.train.learning_rate
+    if lr is not None and method.usual_learning_rate is not None:
+        low, high = method.usual_learning_rate
+        if not low <= lr <= high:
+            out.append(
+                f"train.learning_rate={lr:g} is outside the usual {low:g}-{high:g} for {method.name}: "
+                + method.learning_rate_reason
+            )
+    out.extend(method.check_options(spec.method_config()))
+    return out
