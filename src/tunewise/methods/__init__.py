@@ -29,8 +29,9 @@ class Method:
     learning_rate_reason: str = ""
     kind: Literal["sft", "preference", "rl"] = "sft"
     adapter: bool = True  # artifact is adapter-only (peft) rather than a full model
-    # Prefix and prompt tuning prepend virtual tokens, which breaks packed position ids.
-    supports_packing: bool = True
+    # Prefix and prompt tuning prepend virtual tokens: packed position ids and the
+    # labels-only output head do not apply to them.
+    prepends_virtual_tokens: bool = False
     # quantization(cfg, compute_dtype) -> kwargs for from_pretrained (QLoRA's 4-bit base).
     quantization: Callable[[Any, Any], dict[str, Any]] | None = None
     # check_options(cfg) -> warnings about values outside the usual range, with reasons.

@@ -35,6 +35,6 @@ METHOD = register_method(
         default_learning_rate=1e-2,
         usual_learning_rate=(1e-4, 5e-2),
         learning_rate_reason="prefixes are few parameters trained from scratch; 1e-3 to 3e-2 is common",
-        supports_packing=False,
+        prepends_virtual_tokens=True,
     )
 )

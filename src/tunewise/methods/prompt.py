@@ -39,6 +39,6 @@ METHOD = register_method(
         default_learning_rate=3e-2,
         usual_learning_rate=(1e-3, 3e-1),
         learning_rate_reason="soft prompts need large steps to move away from their initialisation; 1e-2 to 1e-1 is common",
-        supports_packing=False,
+        prepends_virtual_tokens=True,
     )
 )

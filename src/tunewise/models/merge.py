@@ -1,0 +1,52 @@
+"""Merge an adapter into its base, and load whatever a user names for generation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from tunewise.errors import ModelError
+from tunewise.models.artifact import ARTIFACT_INFO, find_artifact_dir, load_artifact, read_artifact_info
+from tunewise.models.device import resolve_device_policy
+
+
+def merge_run(run: str | Path, out: str | Path) -> Path:
+    """Fold the run's adapter into its base (merge_and_unload) and save a standalone model."""
+    info = read_artifact_info(run)
+    if not info.adapter:
+        raise ModelError(f"{run}: method {info.method!r} trained the full model; there is no adapter to merge",
+                         hint=f"the artifact at {info.path} already loads without peft")
+    if info.method in ("prefix", "prompt"):
+        raise ModelError(f"{run}: {info.method} tuning adds virtual tokens, which cannot be merged into weights")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ModelError(f"--out {out} exists and is not empty; choose a new directory")
+    # Merge in fp32 on CPU: exact, and independent of the training device.
+    model, tokenizer, _ = load_artifact(info.path, resolve_device_policy("cpu", "fp32"), merged=True)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp))
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return out
+
+
+def load_any(name: str) -> tuple[Any, Any]:
+    """A run, an artifact, a model directory or a base model name -> (model, tokenizer) for inference."""
+    policy = resolve_device_policy()
+    try:
+        folder = find_artifact_dir(name)
+    except ModelError:
+        folder = None
+    if folder is not None and (folder / ARTIFACT_INFO).is_file():
+        model, tokenizer, _ = load_artifact(folder, policy)
+        return model, tokenizer
+    from tunewise.models.load import load_causal_lm, load_tokenizer
+    from tunewise.models.resolve import resolve_base_model
+
+    model_dir = resolve_base_model(name)
+    return load_causal_lm(model_dir, policy).eval(), load_tokenizer(model_dir)

@@ -1,0 +1,144 @@
+"""The supervised training loop: a plain recipe that reads top to bottom.
+
+AdamW over the trainable parameters, warmup then cosine/linear decay, gradient accumulation
+weighted per token, clipping, periodic validation, durable checkpoints, exact resume.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunewise.train.batches import BatchPlan
+from tunewise.train.checkpoint import CheckpointManager, SavePolicy
+from tunewise.train.loss import labelled_loss_sum
+from tunewise.train.metrics_log import MetricsLog, peak_memory_mb
+from tunewise.train.progress import TrainingProgress
+from tunewise.train.state import LoopState, read_checkpoint, write_checkpoint
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    total_steps: int
+    gradient_accumulation: int
+    max_grad_norm: float
+    eval_every_steps: int | None
+    device: str
+    head_only_on_labels: bool
+    staging_dir: Path  # local scratch for checkpoints before they are stored
+
+
+def total_steps_for(plan: BatchPlan, epochs: float, gradient_accumulation: int, max_steps: int | None) -> int:
+    if max_steps:
+        return max_steps
+    per_epoch = math.ceil(plan.micro_batches_per_epoch() / gradient_accumulation)
+    return max(1, math.ceil(per_epoch * epochs))
+
+
+def _micro_batches(plan: BatchPlan, state: LoopState) -> Iterator[list[int]]:
+    """Yield micro-batches from the saved data position on, advancing epochs as needed."""
+    while True:
+        batches = plan.epoch(state.epoch)
+        while state.batch_in_epoch < len(batches):
+            indices = batches[state.batch_in_epoch]
+            state.batch_in_epoch += 1
+            yield indices
+        state.epoch += 1
+        state.batch_in_epoch = 0
+
+
+def validation_loss(model: Any, plan: BatchPlan | None, cfg: LoopConfig) -> float | None:
+    if plan is None or not plan.items:
+        return None
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for indices in plan.epoch(0):
+            batch, _ = plan.tensors(indices, cfg.device)
+            loss_sum, n = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
+            total, count = total + float(loss_sum), count + n
+    model.train()
+    return total / count if count else None
+
+
+def _optimizer_step(model, optimizer, scheduler, plan, batches, cfg) -> tuple[float, float, int]:
+    """One optimizer step over `batches`; returns (mean token loss, grad norm, real tokens)."""
+    tensors = [plan.tensors(indices, cfg.device) for indices in batches]
+    labelled = sum(int((b["labels"][:, 1:] != -100).sum()) for b, _ in tensors)
+    total_loss = 0.0
+    for batch, _ in tensors:
+        loss_sum, _ = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
+        if labelled:
+            (loss_sum / labelled).backward()
+        total_loss += float(loss_sum)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total_loss / max(labelled, 1), grad_norm, sum(real for _, real in tensors)
+
+
+def save_checkpoint(manager: CheckpointManager, model, optimizer, scheduler, state: LoopState, cfg: LoopConfig,
+                    val_loss: float | None) -> None:
+    cfg.staging_dir.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"step-{state.step}-", dir=cfg.staging_dir))
+    try:
+        write_checkpoint(folder, model, optimizer, scheduler, state)
+        manager.save(state.step, folder, {"val_loss": val_loss} if val_loss is not None else {})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def resume_if_possible(manager: CheckpointManager, model, optimizer, scheduler) -> LoopState | None:
+    info = manager.latest(verify=True)
+    if info is None:
+        return None
+    folder = manager.fetch(info)
+    return read_checkpoint(Path(folder), model, optimizer, scheduler)
+
+
+def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan | None, state: LoopState,
+               cfg: LoopConfig, manager: CheckpointManager, save_policy: SavePolicy, metrics: MetricsLog) -> LoopState:
+    """Run optimizer steps from state.step to cfg.total_steps. Returns the final state."""
+    model.train()
+    stream = _micro_batches(plan, state)
+    started = time.monotonic() - state.elapsed_s
+    with TrainingProgress(cfg.total_steps, state.step) as progress:
+        while state.step < cfg.total_steps:
+            t0 = time.monotonic()
+            batches = [next(stream) for _ in range(cfg.gradient_accumulation)]
+            loss, grad_norm, tokens = _optimizer_step(model, optimizer, scheduler, plan, batches, cfg)
+            state.step += 1
+            state.tokens_seen += tokens
+            state.elapsed_s = time.monotonic() - started
+            tokens_per_s = tokens / max(time.monotonic() - t0, 1e-9)
+            record = {
+                "step": state.step,
+                "train_loss": round(loss, 5),
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": round(grad_norm, 5),
+                "tokens_per_s": round(tokens_per_s, 1),
+                "peak_memory_mb": round(peak_memory_mb(cfg.device), 1),
+            }
+            last = state.step == cfg.total_steps
+            saving = last or save_policy.should_save(state.step)
+            evaluating = saving or (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0)
+            val = validation_loss(model, val_plan, cfg) if evaluating else None
+            if val is not None:
+                record["val_loss"] = round(val, 5)
+                state.best_val_loss = val if state.best_val_loss is None else min(state.best_val_loss, val)
+            metrics.append(record)
+            progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val)
+            if saving:
+                save_checkpoint(manager, model, optimizer, scheduler, state, cfg, val)
+                save_policy.mark_saved(state.step)
+    return state

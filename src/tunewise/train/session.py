@@ -1,0 +1,151 @@
+"""One supervised training session, step by step: data, model, optimizer, resume, loop, artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tunewise.errors import DataError
+from tunewise.methods import get_method
+from tunewise.models import resolve_base_model, resolve_device_policy
+from tunewise.models.artifact import write_artifact_info
+from tunewise.models.load import load_causal_lm, load_tokenizer
+from tunewise.spec import JobSpec
+
+console = Console(stderr=True)
+
+
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) as peft counts them (4-bit weights count at their real size)."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
+
+
+class TrainingSession:
+    def __init__(self, spec: JobSpec, run_dir: Path):
+        self.spec = spec
+        self.run_dir = run_dir
+        self.method = get_method(spec.method.name)
+        self.method_cfg = spec.method_config()
+        self.policy = resolve_device_policy(spec.train.device, spec.train.precision)
+
+    # -- stages -----------------------------------------------------------------------------------
+
+    def prepare_data(self, tokenizer: Any) -> Any:
+        from tunewise.data import prepare_data
+
+        if self.method.kind != "sft":
+            raise DataError(f"method {self.method.name!r} is not a supervised method; use its own trainer")
+        prepared = prepare_data(self.spec.data, tokenizer, seed=self.spec.train.seed)
+        (self.run_dir / "data_report.json").write_text(json.dumps(prepared.report.to_dict(), indent=2, default=str))
+        self._write_validation_records(prepared)
+        console.print(
+            f"data: format [bold]{prepared.format}[/], {len(prepared.train)} train / "
+            f"{len(prepared.validation)} validation examples"
+        )
+        return prepared
+
+    def _write_validation_records(self, prepared: Any) -> None:
+        records = getattr(prepared, "validation_records", None)
+        if records is None:
+            return
+        folder = self.run_dir / "data"
+        folder.mkdir(exist_ok=True)
+        with (folder / "validation.jsonl").open("w", encoding="utf-8") as fh:
+            for record in records:
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def build_model(self, base_dir: Path) -> Any:
+        import torch
+
+        quant = self.method.quantization(self.method_cfg, self.policy.dtype) if self.method.quantization else {}
+        torch.manual_seed(self.spec.train.seed)  # adapter initialisation is part of the run's identity
+        model = load_causal_lm(base_dir, self.policy, **quant)
+        model.config.use_cache = False
+        model = self.method.build(model, self.method_cfg)
+        if self.spec.train.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        trainable, total = count_parameters(model)
+        console.print(
+            f"method [bold]{self.method.name}[/]: trainable params: {trainable:,} || all params: {total:,} "
+            f"|| trainable%: {100 * trainable / max(total, 1):.4f}"
+        )
+        return model
+
+    def optimizer_and_scheduler(self, model: Any, total_steps: int) -> tuple[Any, Any]:
+        import math
+
+        import torch
+        from transformers import get_scheduler
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.spec.resolved_learning_rate(),
+                                      weight_decay=self.spec.train.weight_decay)
+        warmup = math.ceil(self.spec.train.warmup_ratio * total_steps)
+        scheduler = get_scheduler(self.spec.train.lr_scheduler, optimizer, num_warmup_steps=warmup,
+                                  num_training_steps=total_steps)
+        return optimizer, scheduler
+
+    def write_artifact(self, model: Any, tokenizer: Any, base_dir: Path) -> Path:
+        """Adapter-only for PEFT methods, a whole model for full; written aside, then renamed."""
+        target = self.run_dir / "artifact"
+        tmp = self.run_dir / "artifact.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        (tmp / "spec.yaml").write_text(self.spec.to_yaml())
+        write_artifact_info(tmp, method=self.method.name, adapter=self.method.adapter,
+                            base_model=self.spec.base_model, base_model_dir=str(base_dir))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        return target
+
+    # -- the whole session ------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        from tunewise.train.batches import BatchPlan
+        from tunewise.train.checkpoint import CheckpointManager, SavePolicy
+        from tunewise.train.loop import LoopConfig, resume_if_possible, total_steps_for, train_loop
+        from tunewise.train.metrics_log import MetricsLog
+        from tunewise.train.run import RunResult, seed_everything, write_status
+        from tunewise.train.state import LoopState
+
+        spec = self.spec
+        seed_everything(spec.train.seed)
+        base_dir = resolve_base_model(spec.base_model)
+        tokenizer = load_tokenizer(base_dir)
+        prepared = self.prepare_data(tokenizer)
+        packed = spec.data.packing and not self.method.prepends_virtual_tokens
+        plan_args = dict(micro_batch_size=spec.train.micro_batch_size, max_length=spec.data.max_length,
+                         packed=packed, seed=spec.train.seed, pad_id=tokenizer.pad_token_id)
+        plan = BatchPlan(prepared.train, **plan_args)
+        val_plan = BatchPlan(prepared.validation, **plan_args) if prepared.validation else None
+        total = total_steps_for(plan, spec.train.epochs, spec.train.gradient_accumulation, spec.train.max_steps)
+        model = self.build_model(base_dir)
+        optimizer, scheduler = self.optimizer_and_scheduler(model, total)
+        manager = CheckpointManager(spec.checkpoint.dir or str(self.run_dir / "checkpoints"),
+                                    keep_best=spec.checkpoint.keep_best, keep_last=spec.checkpoint.keep_last)
+        metrics = MetricsLog(self.run_dir / "metrics.jsonl")
+        state = resume_if_possible(manager, model, optimizer, scheduler)
+        resumed_from = state.step if state else None
+        if state is not None:
+            metrics.truncate_after(state.step)
+            console.print(f"[green]resuming[/] from checkpoint at step {state.step} of {total}")
+        state = state or LoopState()
+        write_status(self.run_dir, total_steps=total, step=state.step)
+        cfg = LoopConfig(total_steps=total, gradient_accumulation=spec.train.gradient_accumulation,
+                         max_grad_norm=spec.train.max_grad_norm, eval_every_steps=spec.train.eval_every_steps,
+                         device=self.policy.device, head_only_on_labels=not self.method.prepends_virtual_tokens,
+                         staging_dir=self.run_dir / ".staging")
+        save_policy = SavePolicy(spec.checkpoint.every_steps, spec.checkpoint.every_minutes)
+        state = train_loop(model, optimizer, scheduler, plan, val_plan, state, cfg, manager, save_policy, metrics)
+        artifact = self.write_artifact(model, tokenizer, base_dir)
+        console.print(f"artifact: {artifact}")
+        return RunResult(self.run_dir, "completed", state.step, resumed_from=resumed_from)
