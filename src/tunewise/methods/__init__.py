@@ -34,6 +34,9 @@ class Method:
     prepends_virtual_tokens: bool = False
     # quantization(cfg, compute_dtype) -> kwargs for from_pretrained (QLoRA's 4-bit base).
     quantization: Callable[[Any, Any], dict[str, Any]] | None = None
+    # trainer(spec, run_dir) -> RunResult, for methods with their own trainer (alignment, RL);
+    # None means the supervised TrainingSession in tunewise.train.session.
+    trainer: Callable[[Any, Any], Any] | None = None
     # check_options(cfg) -> warnings about values outside the usual range, with reasons.
     check_options: Callable[[Any], list[str]] = field(default=lambda cfg: [])
 

@@ -101,10 +101,14 @@ def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, rest
     write_status(run_dir, state="running", method=spec.method.name, base_model=spec.base_model,
                  started_at=read_status(run_dir).get("started_at", time.time()), pid=os.getpid())
     try:
+        from tunewise.methods import get_method
         from tunewise.train.session import TrainingSession
 
-        session = TrainingSession(resolved_spec(spec), run_dir)
-        result = session.run()
+        method = get_method(spec.method.name)
+        if method.trainer is not None:
+            result = method.trainer(resolved_spec(spec), run_dir)
+        else:
+            result = TrainingSession(resolved_spec(spec), run_dir).run()
     except BaseException as err:
         write_status(run_dir, state="failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__,
                      finished_at=time.time())
