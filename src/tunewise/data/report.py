@@ -1,0 +1,97 @@
+"""The data report: what was read, kept, dropped and why. `to_dict()` is its JSON twin."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunewise.data.problems import RowError
+
+SUMMARY_PROBLEMS = 20  # problems quoted in a DataError message
+
+
+@dataclass
+class DataReport:
+    """Everything validation found in one dataset (plus split/mix counts after prepare_data).
+
+    rows_read counts every row seen, valid or not; each row not kept appears in exactly one of
+    errors (row-level), dropped, exact_duplicates, near_duplicates, so
+    rows_read == rows_kept + row errors + len(dropped) + duplicates.
+    """
+
+    file: str
+    format: str | None = None
+    format_detected: bool | None = None  # None when no format was settled
+    preference_kind: str | None = None  # "paired" | "unpaired" for format preference
+    rows_read: int = 0
+    rows_kept: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    dropped: list[RowError] = field(default_factory=list)
+    exact_duplicates: list[dict[str, Any]] = field(default_factory=list)  # {"line", "duplicate_of"}
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)  # {"line", "duplicate_of", "similarity"}
+    max_length: int | None = None
+    too_long: int = 0
+    too_long_action: str | None = None
+    token_lengths: list[int] = field(default_factory=list, repr=False)
+    masking: str | None = None
+    train_rows: int | None = None
+    validation_rows: int | None = None
+    validation_source: str | None = None  # "split" or the validation file
+    mixed_rows: int | None = None
+    mix_file: str | None = None
+    extra_files: dict[str, dict[str, Any]] = field(default_factory=dict)  # summaries of validation/mix files
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def token_stats(self) -> dict[str, float] | None:
+        """min/mean/p50/p95/max/total of example lengths in tokens (before truncation)."""
+        if not self.token_lengths:
+            return None
+        ordered = sorted(self.token_lengths)
+        pick = lambda q: ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1) + 0.5))]  # noqa: E731
+        return {
+            "min": ordered[0],
+            "mean": round(statistics.fmean(ordered), 1),
+            "p50": pick(0.5),
+            "p95": pick(0.95),
+            "max": ordered[-1],
+            "total": sum(ordered),
+        }
+
+    def summary(self, limit: int = SUMMARY_PROBLEMS) -> str:
+        """The first `limit` errors, one per line, for exception messages."""
+        lines = [str(problem) for problem in self.errors[:limit]]
+        if len(self.errors) > limit:
+            lines.append(f"... and {len(self.errors) - limit} more")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "format": self.format,
+            "format_detected": self.format_detected,
+            "preference_kind": self.preference_kind,
+            "ok": self.ok,
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "errors": [p.to_dict() for p in self.errors],
+            "dropped": [p.to_dict() for p in self.dropped],
+            "exact_duplicates": list(self.exact_duplicates),
+            "near_duplicates": list(self.near_duplicates),
+            "too_long": {"count": self.too_long, "max_length": self.max_length, "action": self.too_long_action},
+            "token_stats": self.token_stats(),
+            "masking": self.masking,
+            "split": {
+                "train": self.train_rows,
+                "validation": self.validation_rows,
+                "validation_source": self.validation_source,
+                "mixed": self.mixed_rows,
+                "mix_file": self.mix_file,
+            },
+            "extra_files": self.extra_files,
+            "warnings": list(self.warnings),
+        }
