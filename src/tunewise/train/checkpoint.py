@@ -1,0 +1,347 @@
+"""Durable checkpoints: a process killed at any moment never leaves one that loads half-written.
+
+Layout: `<root>/step-00000123/` holds the trainer's files plus `manifest.json` (step, time,
+metrics, sha256 and size of every file). The manifest is written last, so a directory without
+one is incomplete; a file that does not match its sha256 is corrupt. Both are skipped by
+`latest()` and removed by the next `save()`. The root is a path or any fsspec URL (s3://,
+gs://, memory://); see checkpoint_store.py for the two commit protocols. docs/checkpoints.md
+describes the format for users.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunewise.errors import CheckpointError
+from tunewise.train.checkpoint_policy import SavePolicy
+from tunewise.train.checkpoint_store import MANIFEST, TMP_PREFIX, ManifestUnreadable, Mismatch, Store
+
+if TYPE_CHECKING:
+    from tunewise.spec import CheckpointSpec
+
+logger = logging.getLogger(__name__)
+__all__ = ["CheckpointInfo", "CheckpointManager", "CheckpointWarning", "SavePolicy"]
+
+FORMAT_VERSION = 1
+_STEP_DIR = re.compile(r"^step-(\d{8,})$")
+# Temp dirs last modified before this process started belong to a dead writer.
+_PROCESS_STARTED = time.time()
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint was skipped because it is incomplete or corrupt."""
+
+
+class _NewerFormat(Exception):
+    """A manifest in a format this version cannot read: skipped, never deleted."""
+
+
+def step_dir_name(step: int) -> str:
+    return f"step-{step:08d}"
+
+
+@dataclass
+class CheckpointInfo:
+    step: int
+    uri: str  # the checkpoint directory: a local path, or a URL for remote stores
+    metrics: dict[str, float]
+    created_at: float  # seconds since the epoch
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative path -> {"sha256", "bytes"}
+
+    @property
+    def name(self) -> str:
+        return step_dir_name(self.step)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(int(f["bytes"]) for f in self.files.values())
+
+
+class CheckpointManager:
+    """Saves, lists, verifies, fetches and prunes checkpoints under one root.
+
+    Args:
+        root: local directory or fsspec URL; created on first save.
+        keep_best: how many checkpoints to keep by `metric` (only those that recorded it).
+        keep_last: how many of the newest checkpoints to keep.
+        metric: the metrics key that ranks checkpoints for `best()` and `keep_best`.
+        mode: "min" if lower `metric` is better (a loss), "max" otherwise.
+
+    One process writes to a root at a time; any number may read.
+    """
+
+    def __init__(self, root: str | Path, *, keep_best: int = 1, keep_last: int = 1, metric: str = "val_loss",
+                 mode: str = "min"):
+        if not str(root):
+            raise CheckpointError("checkpoint root is empty", hint="set checkpoint.dir to a path or a URL")
+        if keep_best < 0 or keep_last < 0:
+            raise CheckpointError(f"keep_best={keep_best}, keep_last={keep_last}: both must be 0 or more")
+        if mode not in ("min", "max"):
+            raise CheckpointError(f"mode={mode!r} must be 'min' (lower {metric} is better) or 'max'")
+        self.keep_best = keep_best
+        self.keep_last = keep_last
+        self.metric = metric
+        self.mode = mode
+        try:
+            self._store = Store(root)
+        except (ImportError, ValueError) as err:
+            raise CheckpointError(f"cannot open checkpoint root {root}: {err}",
+                                  hint="s3:// needs s3fs and gs:// needs gcsfs installed") from None
+        self.root = self._store.describe()
+        self._lock = threading.Lock()
+        self._corrupt: set[tuple[str, float]] = set()  # (name, created_at) found corrupt by this manager
+        self._verified: dict[str, tuple] = {}  # local dir -> stat signature when last verified
+
+    @classmethod
+    def from_spec(cls, spec: CheckpointSpec, run_dir: str | Path) -> CheckpointManager:
+        """The manager for a job's `checkpoint` section; `dir` defaults to `<run_dir>/checkpoints`."""
+        root = spec.dir or str(Path(run_dir) / "checkpoints")
+        return cls(root, keep_best=spec.keep_best, keep_last=spec.keep_last)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Fail now, not at the first save an hour into training, if the root cannot be written."""
+        probe = self._store.join(f"{TMP_PREFIX}probe-{time.time_ns()}")
+        try:
+            self._store.make_root()
+            self._store.fs.pipe_file(probe, b"")
+            self._store.fs.rm_file(probe)
+        except OSError as err:
+            raise CheckpointError(f"checkpoint root {self.root} is not writable: {err}",
+                                  hint="pick another checkpoint.dir or fix its permissions/credentials") from None
+
+    def save(self, step: int, local_dir: str | Path, metrics: dict[str, float] | None = None) -> CheckpointInfo:
+        """Copy every file under `local_dir` into the store as checkpoint `step`, atomically, then prune.
+
+        Args:
+            step: optimizer steps completed; saving a step that exists replaces it.
+            local_dir: directory the trainer wrote (model/optimizer/scheduler/rng/state files).
+            metrics: e.g. {"val_loss": 1.23}; used by `best()` and `keep_best`.
+        """
+        if step < 0:
+            raise CheckpointError(f"checkpoint step must be 0 or more, got {step}")
+        sources = _files_under(Path(local_dir))
+        with self._lock:
+            try:
+                self._store.make_root()
+                self._clean_up()
+                info = self._write(step, sources, {k: float(v) for k, v in (metrics or {}).items()})
+            except OSError as err:
+                raise CheckpointError(f"cannot write checkpoint {step_dir_name(step)} to {self.root}: {err}",
+                                      hint="check that the directory or bucket exists and is writable") from None
+            try:
+                self._prune(keep=info)
+            except OSError as err:  # the new checkpoint is committed; only space is not reclaimed yet
+                logger.warning("could not prune checkpoints under %s: %s", self.root, err)
+        logger.info("saved checkpoint %s (%d files, %.1f MB)", info.uri, len(info.files), info.total_bytes / 1e6)
+        return info
+
+    def _write(self, step: int, sources: dict[str, Path], metrics: dict[str, float]) -> CheckpointInfo:
+        store, name = self._store, step_dir_name(step)
+        if store.commit_by_rename:
+            target = store.new_temp_dir(name)
+        else:
+            target = store.join(name)
+            if name in store.child_dirs():
+                store.remove_checkpoint(name)  # manifest first: it stops counting as complete at once
+        try:
+            files = {}
+            for rel, src in sources.items():
+                sha, size = store.upload(src, f"{target}/{rel}")
+                files[rel] = {"sha256": sha, "bytes": size}
+            created_at = time.time()
+            store.write_manifest(target, {"format_version": FORMAT_VERSION, "step": step,
+                                          "created_at": created_at, "metrics": metrics, "files": files})
+            if store.commit_by_rename:
+                store.commit_temp_dir(target, name)
+        except BaseException:
+            if store.commit_by_rename:
+                store.remove_tree(target)
+            raise
+        self._verified.pop(store.join(name), None)
+        return CheckpointInfo(step, store.uri(store.join(name)), metrics, created_at, files)
+
+    def _clean_up(self) -> None:
+        """Remove what crashed writers left: stale temp dirs, manifest-less and known-corrupt dirs."""
+        store = self._store
+        for name in store.child_dirs():
+            if name.startswith(TMP_PREFIX):
+                mtime = store.mtime(name)
+                if mtime is None or mtime < _PROCESS_STARTED:
+                    logger.info("removing leftover temp dir %s", store.uri(store.join(name)))
+                    store.remove_tree(store.join(name))
+            elif _STEP_DIR.match(name):
+                try:
+                    info = self._read_info(name)
+                except ManifestUnreadable:
+                    info = None
+                except _NewerFormat:
+                    continue  # not ours to judge
+                if info is None or (name, info.created_at) in self._corrupt:
+                    logger.info("removing incomplete or corrupt checkpoint %s", store.uri(store.join(name)))
+                    store.remove_checkpoint(name)
+
+    def _prune(self, keep: CheckpointInfo) -> None:
+        infos = self.list()
+        keep_names = {keep.name}
+        keep_names.update(i.name for i in (infos[-self.keep_last:] if self.keep_last else []))
+        keep_names.update(i.name for i in self._ranked(infos)[: self.keep_best])
+        for info in infos:
+            if info.name not in keep_names:
+                logger.info("pruning checkpoint %s", info.uri)
+                self._store.remove_checkpoint(info.name)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def list(self) -> list[CheckpointInfo]:
+        """Checkpoints whose manifest exists, oldest first. File contents are not verified."""
+        infos = []
+        for name in self._store.child_dirs():
+            if not _STEP_DIR.match(name):
+                continue
+            try:
+                info = self._read_info(name)
+            except ManifestUnreadable:
+                continue
+            except _NewerFormat as err:
+                warnings.warn(f"skipping checkpoint {name}: {err}", CheckpointWarning, stacklevel=2)
+                continue
+            if info is not None:
+                infos.append(info)
+        return sorted(infos, key=lambda i: i.step)
+
+    def _read_info(self, name: str) -> CheckpointInfo | None:
+        """The checkpoint in directory `name`; None without a manifest, ManifestUnreadable if malformed."""
+        manifest = self._store.read_manifest(name)
+        if manifest is None:
+            return None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise _NewerFormat(f"format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION} "
+                               "(written by another tunewise version?)")
+        try:
+            info = CheckpointInfo(step=int(manifest["step"]), uri=self._store.uri(self._store.join(name)),
+                                  metrics=dict(manifest.get("metrics") or {}),
+                                  created_at=float(manifest["created_at"]), files=dict(manifest["files"]))
+        except (KeyError, TypeError, ValueError) as err:
+            raise ManifestUnreadable(f"missing or bad field {err}") from None
+        if info.name != name:
+            raise ManifestUnreadable(f"manifest is for step {info.step}, not {name}")
+        return info
+
+    def latest(self, verify: bool = True) -> CheckpointInfo | None:
+        """The newest complete checkpoint; with `verify`, the newest whose files all match their sha256.
+
+        Corrupt ones are skipped with a CheckpointWarning and removed by the next save().
+        On remote stores verifying reads every file: prefer `fetch_latest()`, which verifies while it downloads.
+        """
+        for info in reversed(self.list()):
+            if not verify:
+                return info
+            problem = self._check(info)
+            if problem is None:
+                return info
+            self._skip(info, problem)
+        return None
+
+    def best(self) -> CheckpointInfo | None:
+        """The complete checkpoint with the best `metric` (the newest on ties); None if none has it."""
+        ranked = self._ranked(self.list())
+        return ranked[0] if ranked else None
+
+    def fetch(self, info: CheckpointInfo, dest: str | Path | None = None) -> Path:
+        """A verified local directory holding the checkpoint's files.
+
+        Local stores return the checkpoint directory itself (`dest` is not used). Remote stores
+        download into `dest/step-XXXXXXXX/` (default: a new temporary directory) and verify while
+        downloading. Raises CheckpointError if the checkpoint is gone or a file does not match.
+        """
+        store = self._store
+        try:
+            stored = self._read_info(info.name)
+        except (ManifestUnreadable, _NewerFormat):
+            stored = None
+        if stored is None:
+            raise CheckpointError(f"checkpoint {info.uri} not found (no complete manifest.json)",
+                                  hint="it may have been pruned; list() shows what is stored")
+        if stored.created_at != info.created_at:
+            raise CheckpointError(f"checkpoint {info.uri} was replaced after it was listed",
+                                  hint="call latest() or list() again")
+        if store.is_local:
+            problem = self._check(info)
+            if problem:
+                self._corrupt.add((info.name, info.created_at))
+                raise CheckpointError(f"checkpoint {info.uri} is corrupt: {problem}")
+            return Path(store.join(info.name))
+        return self._download(info, Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="tunewise-ckpt-")))
+
+    def fetch_latest(self, dest: str | Path | None = None) -> tuple[CheckpointInfo, Path] | None:
+        """(info, local dir) of the newest checkpoint that verifies; corrupt ones are skipped with a warning.
+
+        What a resume uses: on remote stores each file is read once, not once to verify and once to download.
+        """
+        if self._store.is_local:
+            info = self.latest(verify=True)
+            return (info, self.fetch(info)) if info else None
+        for info in reversed(self.list()):
+            try:
+                return info, self.fetch(info, dest)
+            except CheckpointError as err:
+                self._skip(info, err.message)
+        return None
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _ranked(self, infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
+        scored = [i for i in infos if _finite(i.metrics.get(self.metric))]
+        sign = 1.0 if self.mode == "min" else -1.0
+        return sorted(scored, key=lambda i: (sign * i.metrics[self.metric], -i.step))
+
+    def _check(self, info: CheckpointInfo) -> str | None:
+        """None if every file matches the manifest, else what is wrong with the first that does not."""
+        store, directory = self._store, self._store.join(info.name)
+        signature = store.stat_signature(info.name, sorted(info.files))
+        if signature is not None and self._verified.get(directory) == (info.created_at, signature):
+            return None  # unchanged since this manager hashed it
+        problem = store.find_mismatch(info.name, info.files)
+        if problem is None and signature is not None:
+            self._verified[directory] = (info.created_at, signature)
+        return problem
+
+    def _skip(self, info: CheckpointInfo, problem: str) -> None:
+        self._corrupt.add((info.name, info.created_at))
+        warnings.warn(f"skipping checkpoint {info.uri}: {problem}", CheckpointWarning, stacklevel=3)
+
+    def _download(self, info: CheckpointInfo, dest: Path) -> Path:
+        try:
+            return self._store.download_verified(info.name, info.files, dest)
+        except Mismatch as err:
+            self._corrupt.add((info.name, info.created_at))
+            raise CheckpointError(f"checkpoint {info.uri} is corrupt: {err}") from None
+        except OSError as err:
+            raise CheckpointError(f"cannot download checkpoint {info.uri} to {dest}: {err}") from None
+
+
+def _files_under(local_dir: Path) -> dict[str, Path]:
+    if not local_dir.is_dir():
+        raise CheckpointError(f"checkpoint source {local_dir} is not a directory")
+    files = {p.relative_to(local_dir).as_posix(): p for p in sorted(local_dir.rglob("*")) if p.is_file()}
+    if not files:
+        raise CheckpointError(f"checkpoint source {local_dir} holds no files")
+    if MANIFEST in files:
+        raise CheckpointError(f"{local_dir / MANIFEST}: that name is reserved for the checkpoint manifest",
+                              hint="rename the file the trainer writes")
+    return files
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
