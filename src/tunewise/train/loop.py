@@ -78,7 +78,7 @@ def _optimizer_step(model, optimizer, scheduler, plan, batches, cfg) -> tuple[fl
         loss_sum, _ = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
         if labelled:
             (loss_sum / labelled).backward()
-        total_loss += float(loss_sum)
+        total_loss += float(loss_sum.detach())
     params = [p for p in model.parameters() if p.requires_grad]
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
     optimizer.step()
@@ -98,11 +98,12 @@ def save_checkpoint(manager: CheckpointManager, model, optimizer, scheduler, sta
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def resume_if_possible(manager: CheckpointManager, model, optimizer, scheduler) -> LoopState | None:
-    info = manager.latest(verify=True)
-    if info is None:
+def resume_if_possible(manager: CheckpointManager, model, optimizer, scheduler, staging_dir: Path) -> LoopState | None:
+    """Restore the newest checkpoint that verifies; None when there is none (a fresh run)."""
+    found = manager.fetch_latest(dest=staging_dir)
+    if found is None:
         return None
-    folder = manager.fetch(info)
+    _, folder = found
     return read_checkpoint(Path(folder), model, optimizer, scheduler)
 
 

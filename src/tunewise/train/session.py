@@ -130,10 +130,10 @@ class TrainingSession:
         total = total_steps_for(plan, spec.train.epochs, spec.train.gradient_accumulation, spec.train.max_steps)
         model = self.build_model(base_dir)
         optimizer, scheduler = self.optimizer_and_scheduler(model, total)
-        manager = CheckpointManager(spec.checkpoint.dir or str(self.run_dir / "checkpoints"),
-                                    keep_best=spec.checkpoint.keep_best, keep_last=spec.checkpoint.keep_last)
+        manager = CheckpointManager.from_spec(spec.checkpoint, self.run_dir)
+        manager.check_writable()
         metrics = MetricsLog(self.run_dir / "metrics.jsonl")
-        state = resume_if_possible(manager, model, optimizer, scheduler)
+        state = resume_if_possible(manager, model, optimizer, scheduler, self.run_dir / ".staging")
         resumed_from = state.step if state else None
         if state is not None:
             metrics.truncate_after(state.step)
@@ -144,7 +144,7 @@ class TrainingSession:
                          max_grad_norm=spec.train.max_grad_norm, eval_every_steps=spec.train.eval_every_steps,
                          device=self.policy.device, head_only_on_labels=not self.method.prepends_virtual_tokens,
                          staging_dir=self.run_dir / ".staging")
-        save_policy = SavePolicy(spec.checkpoint.every_steps, spec.checkpoint.every_minutes)
+        save_policy = SavePolicy.from_spec(spec.checkpoint)
         state = train_loop(model, optimizer, scheduler, plan, val_plan, state, cfg, manager, save_policy, metrics)
         artifact = self.write_artifact(model, tokenizer, base_dir)
         console.print(f"artifact: {artifact}")

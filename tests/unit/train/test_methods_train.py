@@ -39,11 +39,11 @@ def test_method_trains_and_writes_loadable_artifact(method, tiny_model_dir, tmp_
     assert torch.isfinite(logits).all()
 
 
-def test_training_changes_only_trainable_weights_and_lowers_loss(tiny_model_dir, tmp_path):
+def test_training_lowers_loss(tiny_model_dir, tmp_path):
     data = write_chat_dataset(tmp_path / "train.jsonl", rows=24)
-    spec = load_spec(raw=tiny_spec(tiny_model_dir, data, "lora", max_steps=30, learning_rate=5e-3))
+    spec = load_spec(raw=tiny_spec(tiny_model_dir, data, "full", max_steps=30, learning_rate=3e-3))
     result = run_training_job(spec)
     rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     first = sum(r["train_loss"] for r in rows[:3]) / 3
     last = sum(r["train_loss"] for r in rows[-3:]) / 3
-    assert last < first * 0.9, (first, last)
+    assert last < first * 0.7, (first, last)
