@@ -1,0 +1,139 @@
+"""Alignment data through the data pipeline: preference pairs, unpaired (KTO) rows, or prompts only.
+
+`tunewise.data.prepare_data` validates, deduplicates and splits the file exactly as for SFT (every
+problem named by file:line and field); this module checks that the rows suit the method and turns
+the normalized records into the conversational rows TRL expects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tunewise.errors import DataError
+
+Need = Literal["paired", "paired_or_unpaired", "prompts"]
+
+_SHAPES = {
+    "paired": "preference pairs (prompt/chosen/rejected)",
+    "unpaired": "unpaired preference rows (prompt/completion/label)",
+}
+
+
+@dataclass
+class AlignData:
+    """Rows in TRL's conversational format, plus the data report from the pipeline.
+
+    paired:   {"prompt": [messages], "chosen": [messages], "rejected": [messages]}
+    unpaired: {"prompt": [messages], "completion": [messages], "label": bool}
+    prompts:  {"prompt": [messages]}
+    """
+
+    train: list[dict[str, Any]]
+    validation: list[dict[str, Any]]
+    shape: str  # paired | unpaired | prompts
+    report: Any
+
+
+def _plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
+    # Per-message training weights mean nothing to a preference loss; TRL wants role and content only.
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
+
+
+def _preference_row(record: dict[str, Any]) -> dict[str, Any]:
+    row = {"prompt": _plain(record["prompt"])}
+    if "chosen" in record:
+        row.update(chosen=_plain(record["chosen"]), rejected=_plain(record["rejected"]))
+    else:
+        row.update(completion=_plain(record["completion"]), label=bool(record["label"]))
+    return row
+
+
+def prompt_of(record: dict[str, Any]) -> list[dict[str, str]] | None:
+    """The prompt of a preference row, or a conversation's messages up to its last user turn."""
+    if "prompt" in record:
+        return _plain(record["prompt"])
+    messages = record.get("messages")
+    if not messages:
+        return None
+    last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
+    return None if last_user is None else _plain(messages[: last_user + 1])
+
+
+def _unique_prompts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, rows = set(), []
+    for record in records:
+        prompt = prompt_of(record)
+        key = json.dumps(prompt)
+        if prompt and key not in seen:
+            seen.add(key)
+            rows.append({"prompt": prompt})
+    return rows
+
+
+def _shape_error(method: str, need: Need, found: str, file: str) -> DataError:
+    wanted = {
+        "paired": _SHAPES["paired"],
+        "paired_or_unpaired": f"{_SHAPES['paired']} or {_SHAPES['unpaired']}",
+        "prompts": "prompts: preference rows or chat conversations",
+    }[need]
+    hint = {
+        "unpaired": "unpaired rows (a label per completion) train with method kto",
+        "conversation": "chat data trains with an SFT method (lora, full, ...); ppo and grpo take its prompts",
+        "text": "plain text has no prompts or answers to prefer",
+    }.get(found)
+    return DataError(f"{file}: method {method} needs {wanted}, but the file holds {found} rows", hint=hint)
+
+
+def load_align_data(spec: Any, tokenizer: Any, method: str, need: Need) -> AlignData:
+    """Validate and split `spec.data` with the data pipeline and shape it for `method`.
+
+    Args:
+        spec: the JobSpec (data section and train.seed are used).
+        tokenizer: the base model's tokenizer (token lengths and the max_length check).
+        method: the method name, for messages.
+        need: "paired" (dpo, orpo, reward), "paired_or_unpaired" (kto), "prompts" (ppo, grpo).
+    Raises DataError naming file:line for invalid rows, or the mismatch between data and method.
+    """
+    from tunewise.data import prepare_data
+
+    prepared = prepare_data(spec.data, tokenizer, seed=spec.train.seed, tokenize=False)
+    file = str(spec.data.train)
+    if need == "prompts":
+        if prepared.kind == "text":
+            raise _shape_error(method, need, "text", file)
+        train, validation = _unique_prompts(prepared.train), _unique_prompts(prepared.validation)
+        if not train:
+            raise DataError(f"{file}: no prompts found (rows need a prompt, or a user turn in messages)")
+        return AlignData(train, validation, "prompts", prepared.report)
+    if prepared.kind != "preference":
+        raise _shape_error(method, need, prepared.kind, file)
+    shape = getattr(prepared.report, "preference_kind", None) or ("paired" if "chosen" in prepared.train[0] else "unpaired")
+    if need == "paired" and shape != "paired":
+        raise _shape_error(method, need, shape, file)
+    return AlignData([_preference_row(r) for r in prepared.train], [_preference_row(r) for r in prepared.validation],
+                     shape, prepared.report)
+
+
+def unpair(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pairs -> KTO rows: each chosen answer a desirable example, each rejected one undesirable."""
+    out = []
+    for row in rows:
+        if "chosen" not in row:
+            out.append(row)
+            continue
+        out.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True})
+        out.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False})
+    return out
+
+
+def write_data_files(run_dir: Path, data: AlignData) -> None:
+    """data_report.json and data/validation.jsonl (the held-out rows win-rate draws its prompts from)."""
+    (run_dir / "data_report.json").write_text(json.dumps(data.report.to_dict(), indent=2, default=str))
+    folder = run_dir / "data"
+    folder.mkdir(exist_ok=True)
+    with (folder / "validation.jsonl").open("w", encoding="utf-8") as fh:
+        for row in data.validation:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -1,0 +1,132 @@
+"""One alignment run on a TRL trainer, step by step: data, trainer, resume, train, artifact.
+
+Each alignment method supplies `make_trainer(job, data, callbacks)`; everything around it (the
+run directory, checkpoints, metrics, resume, the artifact) is the same for all of them and lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from tunewise.align.data import AlignData, Need, load_align_data, write_data_files
+from tunewise.models.device import DevicePolicy
+from tunewise.spec import JobSpec
+
+console = Console(stderr=True)
+
+
+@dataclass
+class AlignJob:
+    """What a method's `make_trainer` needs: the spec, its options, the base and where things go."""
+
+    spec: JobSpec
+    run_dir: Path
+    cfg: Any  # the method's options (a pydantic model with adapter + lora)
+    policy: DevicePolicy
+    base_dir: Path
+    tokenizer: Any
+    # Set by make_trainer: the frozen reference copy (full weights), for the KL probe.
+    ref_model: Any = field(default=None, repr=False)
+
+
+MakeTrainer = Callable[[AlignJob, AlignData, list], Any]
+
+
+def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeTrainer, kl_probe: bool = True,
+                kl_warn: float | None = None, renames: dict[str, str] | None = None,
+                artifact_writer: Callable[[AlignJob, Any, Path], None] | None = None) -> Any:
+    """Train `spec` with the TRL trainer `make_trainer` builds and fill `run_dir`.
+
+    Args:
+        need: the data the method takes (see align.data.load_align_data).
+        kl_probe: measure KL(policy || reference) on held-out answers at each log step.
+        kl_warn: nats of KL past which a warning is printed and recorded.
+        renames: method-specific metric names (TRL name -> tunewise name).
+        artifact_writer: saves the trained model into a folder (default: save_pretrained of the policy).
+    Returns a tunewise.train.run.RunResult.
+    """
+    from tunewise.align.callbacks import RunDirCallback
+    from tunewise.align.probe import KLProbe
+    from tunewise.models import resolve_base_model, resolve_device_policy
+    from tunewise.models.load import load_tokenizer
+    from tunewise.train.checkpoint import CheckpointManager, SavePolicy
+    from tunewise.train.metrics_log import MetricsLog
+    from tunewise.train.run import RunResult, seed_everything
+
+    seed_everything(spec.train.seed)
+    base_dir = resolve_base_model(spec.base_model)
+    job = AlignJob(spec, run_dir, spec.method_config(), resolve_device_policy(spec.train.device, spec.train.precision),
+                   base_dir, load_tokenizer(base_dir))
+    data = load_align_data(spec, job.tokenizer, spec.method.name, need)
+    write_data_files(run_dir, data)
+    console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
+
+    manager = CheckpointManager.from_spec(spec.checkpoint, run_dir)
+    metrics = MetricsLog(run_dir / "metrics.jsonl")
+    probe_rows = data.validation or data.train
+    callback = RunDirCallback(
+        run_dir, manager, SavePolicy.from_spec(spec.checkpoint), metrics, has_validation=bool(data.validation),
+        eval_every_steps=spec.train.eval_every_steps, kl_warn=kl_warn, renames=renames,
+        kl_probe=KLProbe(probe_rows, job.tokenizer, max_length=spec.data.max_length) if kl_probe else None,
+    )
+    trainer = make_trainer(job, data, [callback])
+    _quiet(trainer)
+    callback.ref_model = job.ref_model
+    _print_parameters(spec.method.name, trainer.model)
+
+    fetched = manager.fetch_latest()
+    resumed_from = None
+    if fetched is not None:
+        info, folder = fetched
+        resumed_from = info.step
+        metrics.truncate_after(info.step)
+        console.print(f"[green]resuming[/] from checkpoint at step {info.step}")
+    try:
+        trainer.train(resume_from_checkpoint=str(folder) if fetched else None)
+    finally:
+        callback.close()
+    artifact = write_artifact(job, trainer.model, artifact_writer)
+    console.print(f"artifact: {artifact}")
+    shutil.rmtree(run_dir / ".staging", ignore_errors=True)
+    return RunResult(run_dir, "completed", trainer.state.global_step, resumed_from=resumed_from)
+
+
+def write_artifact(job: AlignJob, model: Any, writer: Callable[[AlignJob, Any, Path], None] | None = None) -> Path:
+    """`<run>/artifact/`: the adapter or the whole model, tokenizer, spec and tunewise.json; written aside, then renamed."""
+    from tunewise.models.artifact import write_artifact_info
+
+    target, tmp = job.run_dir / "artifact", job.run_dir / "artifact.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    if writer is not None:
+        writer(job, model, tmp)
+    else:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+    job.tokenizer.save_pretrained(str(tmp))
+    (tmp / "spec.yaml").write_text(job.spec.to_yaml())
+    write_artifact_info(tmp, method=job.spec.method.name, adapter=getattr(job.cfg, "adapter", "none") != "none",
+                        base_model=job.spec.base_model, base_model_dir=str(job.base_dir))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def _quiet(trainer: Any) -> None:
+    # Without tqdm, transformers prints every log dict to stdout; metrics.jsonl and the progress bar say it already.
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+
+
+def _print_parameters(method: str, model: Any) -> None:
+    from tunewise.train.session import count_parameters
+
+    trainable, total = count_parameters(model)
+    console.print(f"method [bold]{method}[/]: trainable params: {trainable:,} || all params: {total:,} "
+                  f"|| trainable%: {100 * trainable / max(total, 1):.4f}")
