@@ -40,13 +40,14 @@ MakeTrainer = Callable[[AlignJob, AlignData, list], Any]
 
 
 def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeTrainer, kl_probe: bool = True,
-                kl_warn: float | None = None, renames: dict[str, str] | None = None,
+                evaluate: bool = True, kl_warn: float | None = None, renames: dict[str, str] | None = None,
                 artifact_writer: Callable[[AlignJob, Any, Path], None] | None = None) -> Any:
     """Train `spec` with the TRL trainer `make_trainer` builds and fill `run_dir`.
 
     Args:
         need: the data the method takes (see align.data.load_align_data).
         kl_probe: measure KL(policy || reference) on held-out answers at each log step.
+        evaluate: compute validation metrics at each checkpoint (make_trainer must pass the eval set).
         kl_warn: nats of KL past which a warning is printed and recorded.
         renames: method-specific metric names (TRL name -> tunewise name).
         artifact_writer: saves the trained model into a folder (default: save_pretrained of the policy).
@@ -72,7 +73,7 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     probe_rows = data.validation or data.train
     callback = RunDirCallback(
-        run_dir, manager, SavePolicy.from_spec(spec.checkpoint), metrics, has_validation=bool(data.validation),
+        run_dir, manager, SavePolicy.from_spec(spec.checkpoint), metrics, has_validation=evaluate and bool(data.validation),
         eval_every_steps=spec.train.eval_every_steps, kl_warn=kl_warn, renames=renames,
         kl_probe=KLProbe(probe_rows, job.tokenizer, max_length=spec.data.max_length) if kl_probe else None,
     )
