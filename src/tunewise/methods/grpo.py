@@ -41,10 +41,7 @@ class GrpoConfig(AlignOptions):
     kl_warn: float | None = Field(None, gt=0, description="Warn when KL to the reference (nats per token) passes this.")
 
     @model_validator(mode="after")
-    def _needs_a_reward(self) -> GrpoConfig:
-        if not self.reward_model and not self.reward_functions:
-            raise ValueError("GRPO needs a reward: set reward_model (a reward run) and/or reward_functions "
-                             "(module:function)")
+    def _weights_match_rewards(self) -> GrpoConfig:
         count = int(bool(self.reward_model)) + len(self.reward_functions)
         if self.reward_weights is not None and len(self.reward_weights) != count:
             raise ValueError(f"reward_weights has {len(self.reward_weights)} values for {count} rewards")
@@ -81,6 +78,9 @@ def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
     from trl import GRPOConfig, GRPOTrainer
 
     cfg: GrpoConfig = job.cfg
+    if not cfg.reward_model and not cfg.reward_functions:
+        raise SpecError("method.reward_model / method.reward_functions: GRPO needs a reward",
+                        hint="name a reward run (reward_model: RUN) and/or rules (reward_functions: [module:function])")
     batch = job.spec.train.micro_batch_size * job.spec.train.gradient_accumulation
     if batch % cfg.num_generations:
         raise SpecError(
