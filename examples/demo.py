@@ -45,7 +45,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from tunewise.data import validate_file
-    from tunewise.data.report import render_report
+    from tunewise.data import render_report
     from tunewise.errors import TunewiseError
     from tunewise.models import resolve_base_model, resolve_device_policy
     from tunewise.models.artifact import load_artifact
@@ -56,7 +56,7 @@ def main() -> int:
 
     started = time.monotonic()
     data_dir = home() / "demo"
-    train_path, test_path = generate(data_dir, seed=7)
+    train_path, test_path = generate(data_dir, seed=7, train=200, test=40)
     test_rows = [json.loads(line) for line in test_path.read_text().splitlines()]
     console.rule("[bold]1. data")
     console.print(f"generated {train_path} and {test_path} (seed 7)")
