@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tunewise.data.dedup import Deduplicator
+from tunewise.data.dedup import ExactDeduplicator, find_near_duplicates
 from tunewise.data.formats import DETECT_SAMPLE_ROWS, RowFormat, detect_format, get_format
 from tunewise.data.formats.preference import record_kind
 from tunewise.data.problems import FieldError, RowError
@@ -91,7 +91,9 @@ def read_dataset(
         _count_rows(itertools.chain(head, rows), report, on_invalid)
         return out
     out.kind = fmt.kind
-    _normalize_rows(itertools.chain(head, rows), fmt, out, on_invalid, near_dup_threshold if dedup else None, dedup)
+    _normalize_rows(itertools.chain(head, rows), fmt, out, on_invalid, dedup)
+    if dedup:
+        _remove_near_duplicates(out, near_dup_threshold)
     if tokenizer is not None and out.records:
         _measure_tokens(out, tokenizer, tokenize=tokenize, max_length=max_length, on_too_long=on_too_long,
                         on_invalid=on_invalid)
@@ -122,7 +124,7 @@ def _choose_format(name: str | None, head: list[Row], report: DataReport) -> Row
         report.format = detect_format(head)
         report.format_detected = True
     except DataError as err:
-        report.errors.append(RowError(report.file, None, None, f"{err.message} ({err.hint})", fatal=True))
+        report.errors.append(RowError(report.file, None, None, err.message, fatal=True))
         return None
     return get_format(report.format)
 
@@ -139,10 +141,9 @@ def _add_problem(report: DataReport, problem: RowError, on_invalid: str) -> None
     (report.dropped if on_invalid == "drop" and not problem.fatal else report.errors).append(problem)
 
 
-def _normalize_rows(rows: Iterator[Row], fmt: RowFormat, out: LoadedData, on_invalid: str,
-                    near_threshold: float | None, dedup: bool) -> None:
+def _normalize_rows(rows: Iterator[Row], fmt: RowFormat, out: LoadedData, on_invalid: str, dedup: bool) -> None:
     report = out.report
-    dedup_state = Deduplicator(near_threshold=near_threshold) if dedup else None
+    exact = ExactDeduplicator() if dedup else None
     for line, row in rows:
         if line is not None:
             report.rows_read += 1
@@ -152,17 +153,26 @@ def _normalize_rows(rows: Iterator[Row], fmt: RowFormat, out: LoadedData, on_inv
         record = _normalize_one(fmt, row, line, report, on_invalid)
         if record is None:
             continue
-        if dedup_state is not None:
-            duplicate = dedup_state.check(record, line)
+        if exact is not None:
+            duplicate = exact.check(record, line)
             if duplicate is not None:
-                entry = {"line": line, "duplicate_of": duplicate.of_line}
-                if duplicate.kind == "exact":
-                    report.exact_duplicates.append(entry)
-                else:
-                    report.near_duplicates.append({**entry, "similarity": duplicate.similarity})
+                report.exact_duplicates.append({"line": line, "duplicate_of": duplicate.of_line})
                 continue
         out.records.append(record)
         out.lines.append(line)
+
+
+def _remove_near_duplicates(out: LoadedData, threshold: float) -> None:
+    found = find_near_duplicates(out.records, out.lines, threshold)
+    if not found:
+        return
+    for index in sorted(found):
+        duplicate = found[index]
+        out.report.near_duplicates.append(
+            {"line": out.lines[index], "duplicate_of": duplicate.of_line, "similarity": duplicate.similarity}
+        )
+    out.records = [r for i, r in enumerate(out.records) if i not in found]
+    out.lines = [n for i, n in enumerate(out.lines) if i not in found]
 
 
 def _normalize_one(fmt: RowFormat, row: dict, line: int | None, report: DataReport, on_invalid: str) -> dict | None:

@@ -90,9 +90,12 @@ def detect_format(rows: Iterable[Any], *, sample: int = DETECT_SAMPLE_ROWS) -> s
                 best, best_name = score, fmt.name
     if best_name is None:
         seen = sorted({key for row in objects for key in row})
-        expected = "; ".join(f"{f.name}: {' + '.join(f.signatures[0])}" for f in all_formats())
-        found = ", ".join(seen[:12]) if seen else "no rows that are JSON objects"
-        raise DataError(f"cannot detect the data format from keys {found}", hint=f"expected one of  {expected}  (or pass format=)")
+        expected = ", ".join(f"{f.name} ({', '.join(f.signatures[0])})" for f in all_formats())
+        found = f"keys {', '.join(seen[:12])}" if seen else "no rows that are JSON objects"
+        raise DataError(
+            f"cannot detect the data format from {found}; expected one of: {expected}",
+            hint="rename the fields, or name the format (data.format / --format)",
+        )
     return best_name
 
 

@@ -23,7 +23,8 @@ def text_field(value: Any, field: str, *, allow_empty: bool = False) -> str:
         if all(isinstance(p, str) for p in parts):
             value = "".join(parts)
     if not isinstance(value, str):
-        hint = " (only text content is supported)" if isinstance(value, list) else ""
+        parts = isinstance(value, list) and value and isinstance(value[0], dict)
+        hint = " (only text content parts are supported)" if parts else ""
         raise FieldError(field, f"expected a string, got a JSON {json_type_name(value)}{hint}")
     if not allow_empty and not value.strip():
         raise FieldError(field, "is empty")
