@@ -1,0 +1,69 @@
+"""Exact and near duplicates are removed, counted, and reported with the line they repeat."""
+
+from __future__ import annotations
+
+from tunewise.data import read_dataset, validate_file
+from tunewise.data.dedup import find_near_duplicates, record_digest
+
+from ._helpers import chat_row, write_jsonl
+
+LONG_ANSWER = (
+    "The quick brown fox jumps over the lazy dog while the cat watches from the warm windowsill "
+    "and the birds sing their morning songs across the quiet green valley below the old stone bridge"
+)
+
+
+def test_exact_duplicates_name_the_first_line(tmp_path):
+    rows = [chat_row("Hi", "Hello"), chat_row("Bye", "Goodbye"), chat_row("Hi", "Hello"), chat_row("Hi", "Hello")]
+    report = validate_file(write_jsonl(tmp_path / "d.jsonl", rows))
+    assert report.exact_duplicates == [{"line": 3, "duplicate_of": 1}, {"line": 4, "duplicate_of": 1}]
+    assert report.rows_kept == 2
+
+
+def test_exact_duplicates_across_formats_of_the_same_record(tmp_path):
+    # Key order and whitespace in the JSON do not matter: the normalized record is hashed.
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"instruction": "a", "output": "b"}\n{ "output":"b", "instruction":"a" }\n', encoding="utf-8")
+    assert validate_file(path).exact_duplicates == [{"line": 2, "duplicate_of": 1}]
+
+
+def test_near_duplicates_removed_with_similarity(tmp_path):
+    rows = [
+        chat_row("Describe the scene.", LONG_ANSWER),
+        chat_row("What is two plus two?", "Four."),
+        chat_row("Describe the scene.", LONG_ANSWER + " today"),
+    ]
+    report = validate_file(write_jsonl(tmp_path / "d.jsonl", rows))
+    assert report.exact_duplicates == []
+    (near,) = report.near_duplicates
+    assert near["line"] == 3 and near["duplicate_of"] == 1 and near["similarity"] >= 0.9
+    assert report.rows_kept == 2
+
+
+def test_near_threshold_from_the_caller(tmp_path):
+    rows = [chat_row("Describe the scene.", LONG_ANSWER), chat_row("Describe the scene.", LONG_ANSWER + " and then it rained hard")]
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
+    assert validate_file(path, near_dup_threshold=0.99).near_duplicates == []
+    assert len(validate_file(path, near_dup_threshold=0.6).near_duplicates) == 1
+
+
+def test_different_rows_are_not_near_duplicates(tmp_path):
+    rows = [chat_row(f"What is {i} plus {i}?", f"It is {2 * i}.") for i in range(50)]
+    report = validate_file(write_jsonl(tmp_path / "d.jsonl", rows))
+    assert report.near_duplicates == [] and report.rows_kept == 50
+
+
+def test_dedup_off_keeps_everything(tmp_path):
+    rows = [chat_row("Hi", "Hello")] * 3
+    data = read_dataset(write_jsonl(tmp_path / "d.jsonl", rows), dedup=False)
+    assert len(data.records) == 3 and data.report.exact_duplicates == []
+
+
+def test_near_duplicate_search_is_deterministic():
+    records = [{"text": LONG_ANSWER + f" variant {i % 3}"} for i in range(30)]
+    lines = list(range(1, 31))
+    assert find_near_duplicates(records, lines, 0.8) == find_near_duplicates(records, lines, 0.8)
+
+
+def test_digest_ignores_key_order():
+    assert record_digest({"a": 1, "b": [1, 2]}) == record_digest({"b": [1, 2], "a": 1})
