@@ -47,3 +47,14 @@ def test_training_lowers_loss(tiny_model_dir, tmp_path):
     first = sum(r["train_loss"] for r in rows[:3]) / 3
     last = sum(r["train_loss"] for r in rows[-3:]) / 3
     assert last < first * 0.7, (first, last)
+
+
+def test_gradient_checkpointing_and_accumulation(tiny_model_dir, tmp_path):
+    data = write_chat_dataset(tmp_path / "train.jsonl")
+    raw = tiny_spec(tiny_model_dir, data, "lora", max_steps=2, gradient_accumulation=2, micro_batch_size=1,
+                    gradient_checkpointing=True)
+    raw["data"]["packing"] = False
+    result = run_training_job(load_spec(raw=raw))
+    rows = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(r["grad_norm"] > 0 for r in rows)
