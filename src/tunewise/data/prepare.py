@@ -25,7 +25,8 @@ class PreparedData:
     format: str
     kind: str
     report: DataReport
-    train_lines: list[int | None] = field(default_factory=list, repr=False)
+    train_lines: list[int | None] = field(default_factory=list, repr=False)  # None for mixed-in rows
+    validation_records: list[dict[str, Any]] = field(default_factory=list, repr=False)  # normalized, for data/validation.jsonl
 
 
 def prepare_data(spec: Any, tokenizer: Any, *, seed: int, tokenize: bool = True) -> PreparedData:
@@ -54,13 +55,14 @@ def prepare_data(spec: Any, tokenizer: Any, *, seed: int, tokenize: bool = True)
         _merge(report, "validation", other)
         _raise_on_errors(report, spec)
         _check_kind(main, other, "validation")
-        validation = _drop_overlap(other, set(map(record_digest, main.records)), report, "validation")
+        validation, validation_records = _drop_overlap(other, set(map(record_digest, main.records)), report, "validation")
         train, train_lines = items, list(main.lines)
         report.validation_source = str(spec.validation)
     else:
         train_idx, val_idx = split_indices(main.records, spec.val_fraction, seed)
         train, validation = [items[i] for i in train_idx], [items[i] for i in val_idx]
         train_lines = [main.lines[i] for i in train_idx]
+        validation_records = [main.records[i] for i in val_idx]
         report.validation_source = "split"
     if spec.mix is not None:
         mixed = _draw_mix(spec, tokenize, options, main, len(train), seed, report)
@@ -69,7 +71,7 @@ def prepare_data(spec: Any, tokenizer: Any, *, seed: int, tokenize: bool = True)
     report.train_rows, report.validation_rows = len(train), len(validation)
     if not train:
         raise _data_error(report, f"{spec.train}: no training rows left after validation and the split")
-    return PreparedData(train, validation, report.format or "", main.kind or "", report, train_lines)
+    return PreparedData(train, validation, report.format or "", main.kind or "", report, train_lines, validation_records)
 
 
 def split_indices(records: list[dict[str, Any]], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -101,7 +103,7 @@ def _draw_mix(spec: Any, tokenize: bool, options: dict, main: LoadedData, n_trai
     _merge(report, "mix", general)
     _raise_on_errors(report, spec)
     _check_kind(main, general, "mix")
-    pool = _drop_overlap(general, set(map(record_digest, main.records)), report, "mix")
+    pool, _ = _drop_overlap(general, set(map(record_digest, main.records)), report, "mix")
     wanted = round(fraction * n_train / (1 - fraction))
     if wanted > len(pool):
         report.warnings.append(
@@ -113,19 +115,21 @@ def _draw_mix(spec: Any, tokenize: bool, options: dict, main: LoadedData, n_trai
     return [pool[i] for i in chosen]
 
 
-def _drop_overlap(other: LoadedData, train_digests: set[bytes], report: DataReport, role: str) -> list[dict[str, Any]]:
-    """Items of `other` minus exact copies of training rows (a validation row seen in training proves nothing)."""
-    items = _items(other)
-    kept, overlap = [], []
-    for item, record, line in zip(items, other.records, other.lines):
+def _drop_overlap(other: LoadedData, train_digests: set[bytes], report: DataReport,
+                  role: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Items and records of `other` minus exact copies of training rows (a validation row seen in
+    training proves nothing)."""
+    kept, kept_records, overlap = [], [], []
+    for item, record, line in zip(_items(other), other.records, other.lines):
         if record_digest(record) in train_digests:
             overlap.append(line)
         else:
             kept.append(item)
+            kept_records.append(record)
     if overlap:
         report.extra_files[role]["overlap_with_train"] = overlap
         report.warnings.append(f"{role}: removed {len(overlap)} rows that are exact copies of training rows")
-    return kept
+    return kept, kept_records
 
 
 def _check_kind(main: LoadedData, other: LoadedData, role: str) -> None:

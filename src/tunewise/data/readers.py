@@ -152,7 +152,7 @@ def _read_jsonl(file: Path, label: str, max_line_bytes: int) -> Iterator[Row]:
             except UnicodeDecodeError as err:
                 yield line, RowError(label, line, None, _utf8_reason(raw, err))
                 continue
-            yield line, _parse_line(text, line, label)
+            yield line, _parse_line(text.rstrip("\r\n"), line, label)
 
 
 def _read_csv(file: Path, label: str, max_line_bytes: int) -> Iterator[Row]:
@@ -241,7 +241,22 @@ def _read_json(file: Path, label: str, max_line_bytes: int) -> Iterator[Row]:
         yield line, RowError(label, line, None, reason, fatal=True)
         return
     del raw
+    if _first_line_is_a_row(text):
+        del text
+        yield from _read_jsonl(file, label, max_line_bytes)
+        return
     yield from _JsonScanner(text, label).rows()
+
+
+def _first_line_is_a_row(text: str) -> bool:
+    """A .json file whose first line is a whole object followed by another object is JSONL."""
+    newline = text.find("\n")
+    if newline < 0 or not text.lstrip().startswith("{") or not text[newline:].lstrip().startswith("{"):
+        return False
+    try:
+        return isinstance(json.loads(text[:newline]), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 class _JsonScanner:

@@ -63,13 +63,13 @@ def tokenize_record(tokenizer: Any, record: dict[str, Any]) -> dict[str, list[in
     ids, offsets = _encode_with_offsets(tokenizer, text, spans)
     labels = [IGNORE_INDEX] * len(ids)
     span_index = 0
-    for position, (start, _end) in enumerate(offsets):
+    for position, (start, end) in enumerate(offsets):
         while span_index < len(spans) and start >= spans[span_index][1]:
             span_index += 1
         if span_index == len(spans):
             break
-        span_start, span_end, weight = spans[span_index]
-        if weight and span_start <= start < span_end:
+        span_start, _span_end, weight = spans[span_index]
+        if weight and end > span_start:  # any overlap: a token merging prompt and answer text is generated
             labels[position] = ids[position]
     return {"input_ids": ids, "labels": labels}
 

@@ -157,3 +157,10 @@ def test_validation_throughput(tmp_path):
     rows_per_s = 20_000 / (time.process_time() - start)
     assert report.rows_read == 20_000
     assert rows_per_s > 1000, f"{rows_per_s:.0f} rows/s"
+
+
+def test_validation_records_are_the_normalized_held_out_rows(tmp_path, tokenizer):
+    spec = DataSpec(train=str(write_jsonl(tmp_path / "d.jsonl", _rows(10))), val_fraction=0.2)
+    prepared = prepare_data(spec, tokenizer, seed=0)
+    assert len(prepared.validation_records) == len(prepared.validation) == 2
+    assert all(set(r) == {"messages"} for r in prepared.validation_records)

@@ -119,3 +119,17 @@ def test_all_rows_invalid_in_drop_mode_is_an_error(tmp_path):
     report = validate_file(path, format="alpaca", on_invalid="drop")
     assert not report.ok and "no usable rows" in str(report.errors[-1])
     assert len(report.dropped) == 2
+
+
+def test_jsonl_named_json_with_a_long_first_line(tmp_path):
+    path = tmp_path / "d.json"
+    first = json.dumps({"text": "x" * 20_000})
+    path.write_text(first + "\n" + json.dumps({"text": "b"}) + "\n", encoding="utf-8")
+    rows = _rows(path)
+    assert [line for line, _ in rows] == [1, 2] and rows[1][1] == {"text": "b"}
+
+
+def test_minified_json_on_one_line(tmp_path):
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps({"data": [{"text": "a"}, {"text": "b"}]}), encoding="utf-8")
+    assert _rows(path) == [(1, {"text": "a"}), (1, {"text": "b"})]
