@@ -84,7 +84,12 @@ def truncate_example(example: dict[str, list[int]], max_length: int) -> dict[str
 
 def masking_mode(tokenizer: Any) -> str:
     """"incremental" when the chat template is prefix-stable, else "search" (see module docstring)."""
-    return "incremental" if _incremental_spans(tokenizer, _PROBE) is not None else "search"
+    for probe in (_PROBE, _PROBE[1:]):  # some templates refuse a system turn
+        try:
+            return "incremental" if _incremental_spans(tokenizer, probe) is not None else "search"
+        except DataError:
+            continue
+    return "unknown (the template rejects a plain user/assistant conversation)"
 
 
 def require_chat_template(tokenizer: Any) -> None:

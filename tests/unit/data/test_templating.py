@@ -130,3 +130,17 @@ def test_missing_chat_template_is_a_clear_error(tokenizer):
     bare.chat_template = None
     with pytest.raises(DataError, match="no chat template"):
         tokenize_record(bare, CONVERSATION)
+
+
+def test_masking_mode_with_a_template_that_refuses_system_turns(tokenizer):
+    from transformers import AutoTokenizer
+
+    strict = AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+    strict.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+        "<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    assert masking_mode(strict) == "incremental"
+    with pytest.raises(DataError, match="rejected this conversation"):
+        tokenize_record(strict, CONVERSATION)
