@@ -13,6 +13,7 @@ import itertools
 import json
 import string
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -111,26 +112,22 @@ def find_near_duplicates(
     signer = _Signer(num_perm)
     kept: dict[int, Any] = {}
     found: dict[int, Duplicate] = {}
-    for batch_start in range(0, len(records), _SIGN_BATCH):
-        batch = records[batch_start : batch_start + _SIGN_BATCH]
-        signatures = signer.sign([record_text(r) for r in batch])
-        for offset, values in enumerate(signatures):
-            index = batch_start + offset
-            sketch = _sketch(values)
-            best: tuple[int, float] | None = None
-            for key in lsh.query(sketch):
-                similarity = float(np.count_nonzero(values == kept[key])) / num_perm
-                if similarity >= threshold and (best is None or key < best[0]):
-                    best = (key, similarity)
-            if best is not None:
-                found[index] = Duplicate("near", lines[best[0]], round(best[1], 3))
-                continue
-            kept[index] = values
-            lsh.insert(index, sketch)
+    for index, values in enumerate(signer.signatures(records)):
+        sketch = _sketch(values)
+        best: tuple[int, float] | None = None
+        for key in lsh.query(sketch):
+            similarity = float(np.count_nonzero(values == kept[key])) / num_perm
+            if similarity >= threshold and (best is None or key < best[0]):
+                best = (key, similarity)
+        if best is not None:
+            found[index] = Duplicate("near", lines[best[0]], round(best[1], 3))
+            continue
+        kept[index] = values
+        lsh.insert(index, sketch)
     return found
 
 
-_SIGN_BATCH = 256  # records per numpy pass; a batch holds shingles x NUM_PERM uint64 (~12 MB at 100 words)
+_BATCH_WORDS = 50_000  # words per numpy pass: 50k shingles x 64 permutations x 4 bytes = 13 MB
 
 
 class _Signer:
@@ -143,14 +140,38 @@ class _Signer:
         self.a = (rng.integers(0, 1 << 32, num_perm, dtype=np.uint64) | np.uint64(1)).astype(np.uint32)
         self.b = rng.integers(0, 1 << 32, num_perm, dtype=np.uint64).astype(np.uint32)
 
-    def sign(self, texts: list[str]) -> np.ndarray:
+    def signatures(self, records: list[dict[str, Any]]) -> Iterator[np.ndarray]:
+        """One signature per record, in order, computed a bounded number of words at a time."""
+        batch: list[list[int]] = []
+        words = 0
+        for record in records:
+            ids = word_ids(record_text(record))
+            if words + len(ids) > _BATCH_WORDS and batch:
+                yield from self.sign(batch)
+                batch, words = [], 0
+            if len(ids) > _BATCH_WORDS:  # a long document: sign it in overlapping pieces
+                yield self.sign_long(ids)
+                continue
+            batch.append(ids)
+            words += len(ids)
+        if batch:
+            yield from self.sign(batch)
+
+    def sign(self, ids: list[list[int]]) -> np.ndarray:
         import numpy as np
 
-        flat, counts = shingle_hashes([word_ids(text) for text in texts])
+        flat, counts = shingle_hashes(ids)
         mixed = _fmix32(flat).astype(np.uint32)
         permuted = mixed[:, None] * self.a[None, :] + self.b[None, :]  # uint32 arithmetic wraps mod 2^32
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         return np.minimum.reduceat(permuted, starts, axis=0)
+
+    def sign_long(self, ids: list[int]) -> np.ndarray:
+        import numpy as np
+
+        overlap = SHINGLE_WORDS - 1  # pieces share 2 words so no shingle is lost at the seams
+        pieces = [ids[i : i + _BATCH_WORDS + overlap] for i in range(0, len(ids) - overlap, _BATCH_WORDS)]
+        return np.minimum.reduce([self.sign([piece])[0] for piece in pieces])
 
 
 def _fmix32(values: np.ndarray) -> np.ndarray:

@@ -67,3 +67,15 @@ def test_near_duplicate_search_is_deterministic():
 
 def test_digest_ignores_key_order():
     assert record_digest({"a": 1, "b": [1, 2]}) == record_digest({"b": [1, 2], "a": 1})
+
+
+def test_long_documents_are_signed_in_pieces_with_the_same_result(monkeypatch):
+    import tunewise.data.dedup as dedup
+
+    signer = dedup._Signer(dedup.NUM_PERM)
+    ids = dedup.word_ids(" ".join(f"word{i % 97} x{i % 13}" for i in range(5000)))
+    whole = signer.sign([ids])[0]
+    monkeypatch.setattr(dedup, "_BATCH_WORDS", 700)
+    assert (signer.sign_long(ids) == whole).all()
+    records = [{"text": "short text one"}, {"text": " ".join(map(str, range(3000)))}, {"text": "short text two"}]
+    assert len(list(signer.signatures(records))) == 3
