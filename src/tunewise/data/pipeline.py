@@ -85,25 +85,26 @@ def read_dataset(
     out = LoadedData(report=DataReport(file=label, max_length=max_length))
     report = out.report
     rows = load_rows(path, max_line_bytes=max_line_bytes)
-    head = _head(rows, report)
+    head = _head(rows)
     fmt = _choose_format(format, head, report)
     if fmt is None:
         _count_rows(itertools.chain(head, rows), report, on_invalid)
-        return out
-    out.kind = fmt.kind
-    _normalize_rows(itertools.chain(head, rows), fmt, out, on_invalid, dedup)
-    if dedup:
-        _remove_near_duplicates(out, near_dup_threshold)
-    if tokenizer is not None and out.records:
-        _measure_tokens(out, tokenizer, tokenize=tokenize, max_length=max_length, on_too_long=on_too_long,
-                        on_invalid=on_invalid)
+    else:
+        out.kind = fmt.kind
+        _normalize_rows(itertools.chain(head, rows), fmt, out, on_invalid, dedup)
+        if dedup:
+            _remove_near_duplicates(out, near_dup_threshold)
+        if tokenizer is not None and out.records:
+            _measure_tokens(out, tokenizer, tokenize=tokenize, max_length=max_length, on_too_long=on_too_long,
+                            on_invalid=on_invalid)
     report.rows_kept = len(out.records)
     if not out.records and not any(p.fatal for p in report.errors):
         report.errors.append(RowError(label, None, None, _nothing_left(report), fatal=True))
     return out
 
 
-def _head(rows: Iterator[Row], report: DataReport) -> list[Row]:
+def _head(rows: Iterator[Row]) -> list[Row]:
+    """Rows up to the DETECT_SAMPLE_ROWS-th object (or a fatal error): enough to detect the format."""
     head: list[Row] = []
     objects = 0
     for item in rows:

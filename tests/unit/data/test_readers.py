@@ -133,3 +133,10 @@ def test_minified_json_on_one_line(tmp_path):
     path = tmp_path / "d.json"
     path.write_text(json.dumps({"data": [{"text": "a"}, {"text": "b"}]}), encoding="utf-8")
     assert _rows(path) == [(1, {"text": "a"}), (1, {"text": "b"})]
+
+
+def test_file_of_only_bad_lines_is_an_error_even_in_drop_mode(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("not json\nstill not json\n", encoding="utf-8")
+    report = validate_file(path, on_invalid="drop")
+    assert not report.ok and len(report.dropped) == 2 and "no usable rows" in str(report.errors[0])
