@@ -37,6 +37,11 @@ _SKIP = {"epoch", "num_tokens", "total_flos", "train_runtime", "train_samples_pe
          "train_loss", "runtime", "samples_per_second", "steps_per_second"}
 
 
+def significant(value: float, digits: int = 6) -> float:
+    """Round to significant digits, not decimals: a KL of 3e-9 nats must not print as 0."""
+    return float(f"{float(value):.{digits}g}")
+
+
 def tunewise_metrics(logs: dict[str, Any], extra_renames: dict[str, str] | None = None) -> dict[str, float]:
     """TRL's log dict -> {tunewise name: rounded value}; eval_ metrics become val_ ones."""
     renames = {**RENAMES, **(extra_renames or {})}
@@ -51,7 +56,7 @@ def tunewise_metrics(logs: dict[str, Any], extra_renames: dict[str, str] | None 
         name = renames.get(name, name.replace("/", "_"))
         if evaluation:
             name = "val_loss" if name == "train_loss" else f"val_{name}"
-        out[name] = round(float(value), 6)
+        out[name] = significant(value)
     return out
 
 
@@ -141,7 +146,7 @@ class RunDirCallback(TrainerCallback):
         if self.kl_probe is None or model is None:
             return {}
         kl = self.kl_probe.measure(model, self.ref_model)
-        return {} if kl is None else {"kl_ref": round(kl, 6)}
+        return {} if kl is None else {"kl_ref": significant(kl)}
 
     def _warn_on_kl(self, step: int) -> None:
         kl = (self._pending or {}).get("kl_ref")

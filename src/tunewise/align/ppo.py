@@ -22,8 +22,16 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from tunewise.align.ppo_rollout import PolicyWithValue, Rollout, add_advantages, collect, masked_mean, shape_rewards
-from tunewise.align.ppo_rollout import token_logprobs
+from tunewise.align.callbacks import significant
+from tunewise.align.ppo_rollout import (
+    PolicyWithValue,
+    Rollout,
+    add_advantages,
+    collect,
+    masked_mean,
+    shape_rewards,
+    token_logprobs,
+)
 from tunewise.train.checkpoint import CheckpointManager, SavePolicy
 from tunewise.train.metrics_log import MetricsLog, peak_memory_mb
 from tunewise.train.progress import TrainingProgress
@@ -151,13 +159,14 @@ def ppo_loop(model: PolicyWithValue, reference: Callable, tokenizer: Any, score:
                               temperature=s.temperature)
             rewards, kl = shape_rewards(rollout, s.kl_coef)
             add_advantages(rollout, rewards, gamma=s.gamma, lam=s.lam)
+            lr = scheduler.get_last_lr()[0]  # the rate this step's updates used
             losses = ppo_update(model, optimizer, rollout, s)
             scheduler.step()
             state.step += 1
             tokens = int(rollout.answer_mask.sum())
             state.tokens_seen += tokens
             state.elapsed_s = time.monotonic() - started
-            record = _record(state.step, rollout, kl, losses, scheduler, tokens / max(time.monotonic() - t0, 1e-9))
+            record = _record(state.step, rollout, kl, losses, lr, tokens / max(time.monotonic() - t0, 1e-9))
             if s.kl_warn is not None and record["kl_ref"] > s.kl_warn:
                 record["kl_warning"] = True
                 if not warned:
@@ -170,7 +179,7 @@ def ppo_loop(model: PolicyWithValue, reference: Callable, tokenizer: Any, score:
             if saving:
                 val = held_out_reward(model, tokenizer, val_prompts, score, s)
                 if val is not None:
-                    record["val_reward_mean"] = round(val, 5)
+                    record["val_reward_mean"] = significant(val)
             metrics.append(record)
             progress.update(state.step, loss=record["policy_loss"], tokens_per_s=record["tokens_per_s"])
             if saving:
@@ -180,7 +189,7 @@ def ppo_loop(model: PolicyWithValue, reference: Callable, tokenizer: Any, score:
     return state
 
 
-def _record(step: int, r: Rollout, kl: torch.Tensor, losses: dict, scheduler, tokens_per_s: float) -> dict[str, Any]:
+def _record(step: int, r: Rollout, kl: torch.Tensor, losses: dict, lr: float, tokens_per_s: float) -> dict[str, Any]:
     mask = r.answer_mask.float()
     device = "cuda" if r.sequences.is_cuda else "cpu"
     # The penalty uses log pi - log pi_ref (k1); the reported KL uses k3 = (ratio - 1) - log ratio,
@@ -189,13 +198,13 @@ def _record(step: int, r: Rollout, kl: torch.Tensor, losses: dict, scheduler, to
     k3 = (torch.exp(log_ratio) - 1 - log_ratio) * mask
     return {
         "step": step,
-        "reward_mean": round(float(r.scores.mean()), 5),
-        "reward_std": round(float(r.scores.std()) if len(r.scores) > 1 else 0.0, 5),
-        "kl_ref": round(float(k3.sum() / mask.sum().clamp(min=1)), 6),  # nats per answer token
-        "kl_penalty": round(float(kl.sum(1).mean()), 5),  # mean sum of log pi - log pi_ref per answer
-        **{k: round(v, 6) for k, v in losses.items()},
+        "reward_mean": significant(r.scores.mean()),
+        "reward_std": significant(r.scores.std()) if len(r.scores) > 1 else 0.0,
+        "kl_ref": significant(k3.sum() / mask.sum().clamp(min=1)),  # nats per answer token
+        "kl_penalty": significant(kl.sum(1).mean()),  # mean sum of log pi - log pi_ref per answer
+        **{k: significant(v) for k, v in losses.items()},
         "answer_tokens_mean": round(float(mask.sum(1).mean()), 2),
-        "lr": scheduler.get_last_lr()[0],
+        "lr": lr,
         "tokens_per_s": round(tokens_per_s, 1),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
