@@ -1,0 +1,1 @@
+"""Probes shipped with tunewise for the forgetting check (general text, general questions)."""
