@@ -1,0 +1,80 @@
+"""Alignment data goes through the data pipeline: clear file:line errors, and the right shape per method."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import write_chat_dataset
+from tests.unit.align.conftest import FIXTURES, align_spec
+from tunewise.align.data import load_align_data, unpair
+from tunewise.align.synthesize import read_prompts
+from tunewise.errors import DataError
+from tunewise.spec import load_spec
+
+
+def _load(tiny_model_dir, tokenizer, data, method, need):
+    spec = load_spec(raw=align_spec(tiny_model_dir, data, method))
+    return load_align_data(spec, tokenizer, method, need)
+
+
+def test_bad_preference_file_names_every_bad_line(tiny_model_dir, tokenizer):
+    with pytest.raises(DataError) as caught:
+        _load(tiny_model_dir, tokenizer, FIXTURES / "bad_pairs.jsonl", "dpo", "paired")
+    message = caught.value.message
+    for expected in ("bad_pairs.jsonl:2", "missing key 'rejected'", "bad_pairs.jsonl:3", "identical to chosen",
+                     "bad_pairs.jsonl:4", "bad_pairs.jsonl:5", "invalid JSON", "bad_pairs.jsonl:6"):
+        assert expected in message, (expected, message)
+    assert "on_invalid=drop" in (caught.value.hint or "")
+
+
+def test_paired_rows_become_trl_conversations(tiny_model_dir, tokenizer):
+    data = _load(tiny_model_dir, tokenizer, FIXTURES / "pairs.jsonl", "dpo", "paired")
+    assert data.shape == "paired" and len(data.train) + len(data.validation) == 20 and data.validation
+    row = data.train[0]
+    assert row["prompt"] == [{"role": "user", "content": row["prompt"][0]["content"]}]
+    assert row["chosen"][0]["role"] == "assistant" and row["rejected"][0]["role"] == "assistant"
+
+
+def test_unpaired_rows_are_refused_by_dpo_and_taken_by_kto(tiny_model_dir, tokenizer):
+    with pytest.raises(DataError, match="needs preference pairs .* holds unpaired rows") as caught:
+        _load(tiny_model_dir, tokenizer, FIXTURES / "unpaired.jsonl", "dpo", "paired")
+    assert "kto" in caught.value.hint
+    data = _load(tiny_model_dir, tokenizer, FIXTURES / "unpaired.jsonl", "kto", "paired_or_unpaired")
+    assert data.shape == "unpaired" and {r["label"] for r in data.train + data.validation} == {True, False}
+
+
+def test_chat_data_gives_prompts_for_rl_but_not_pairs(tiny_model_dir, tokenizer, tmp_path):
+    chat = write_chat_dataset(tmp_path / "chat.jsonl", rows=10)
+    with pytest.raises(DataError, match="holds conversation rows"):
+        _load(tiny_model_dir, tokenizer, chat, "dpo", "paired")
+    data = _load(tiny_model_dir, tokenizer, chat, "ppo", "prompts")
+    assert all(row["prompt"][-1]["role"] == "user" and len(row["prompt"]) == 1 for row in data.train)
+
+
+def test_unpair_turns_each_pair_into_a_good_and_a_bad_row():
+    pair = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}]}
+    assert [(r["completion"][0]["content"], r["label"]) for r in unpair([pair])] == [("a", True), ("b", False)]
+
+
+def test_read_prompts_from_text_rows_and_messages(tmp_path):
+    assert read_prompts(FIXTURES / "prompts.txt")[0] == "Describe the sea."
+    rows = tmp_path / "prompts.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in [
+        {"prompt": "Plain text."},
+        {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi?"}]},
+        {"messages": [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "A1"}]},
+    ]) + "\n")
+    prompts = read_prompts(rows)
+    assert prompts[0] == "Plain text." and prompts[1][-1]["content"] == "Hi?"
+    assert prompts[2] == [{"role": "user", "content": "Q1"}]
+
+
+def test_read_prompts_names_the_bad_line(tmp_path):
+    rows = tmp_path / "prompts.jsonl"
+    rows.write_text('{"prompt": "ok"}\n{"text": "no prompt here"}\n{"prompt": [{"role": "assistant", "content": "x"}]}\n')
+    with pytest.raises(DataError) as caught:
+        read_prompts(rows)
+    assert "prompts.jsonl:2" in caught.value.message and "prompts.jsonl:3" in caught.value.message
