@@ -1,0 +1,161 @@
+"""Will this training job fit? The check the training loop runs before spending anything."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from tunewise.plan.architecture import ModelShape, shape_from_config, shape_from_model_dir
+from tunewise.plan.hardware import GIB, load_catalog
+from tunewise.plan.memory import PRECISIONS, LoraSetup, Precision, TrainSetup, estimate_memory
+
+MAX_MICRO_BATCH = 4096
+SFT_MODES = ("full", "lora", "qlora", "dora")
+# Registered methods that are not one of the planner's modes, sized as the nearest mode.
+_PREFERENCE = {"dpo": "dpo", "orpo": "dpo", "kto": "dpo", "simpo": "dpo", "ppo": "ppo", "grpo": "ppo", "rloo": "ppo"}
+
+
+@dataclass
+class FitDecision:
+    fits: bool
+    peak_bytes: int
+    breakdown: dict[str, int]
+    available_bytes: int
+    max_micro_batch: int  # largest micro-batch that fits (0 when even 1 does not)
+    modes_that_fit: list[str]
+    message: str
+
+
+def _shape(model: Any) -> ModelShape:
+    if isinstance(model, ModelShape):
+        return model
+    if isinstance(model, (str, Path)):
+        return shape_from_model_dir(model)
+    if isinstance(model, dict):
+        return shape_from_config(model)
+    if hasattr(model, "to_dict"):  # a transformers PretrainedConfig
+        return shape_from_config(model.to_dict(), source=type(model).__name__)
+    raise TypeError(f"check_fit: expected a model directory, config dict or PretrainedConfig, got {type(model).__name__}")
+
+
+def _precision(dtype_bytes: int) -> Precision:
+    return PRECISIONS["fp32"] if dtype_bytes >= 4 else PRECISIONS["bf16"]
+
+
+def _mode_and_lora(method_name: str, cfg: Any) -> tuple[str, LoraSetup, dict[str, Any]]:
+    """The planner mode for a registered method, and its LoRA options where it has them."""
+    extra: dict[str, Any] = {}
+    lora = LoraSetup()
+    if cfg is not None and hasattr(cfg, "r"):
+        lora = LoraSetup(r=int(cfg.r), targets=getattr(cfg, "target_modules", "all-linear") or "all-linear",
+                         dropout=float(getattr(cfg, "dropout", 0.05)))
+    if method_name in SFT_MODES:
+        if method_name == "qlora":
+            extra["double_quant"] = bool(getattr(cfg, "double_quant", True))
+        if method_name == "full":
+            extra["freeze_embeddings"] = bool(getattr(cfg, "freeze_embeddings", False))
+        return method_name, lora, extra
+    if method_name in _PREFERENCE:
+        extra["policy"] = "lora" if cfg is not None and hasattr(cfg, "r") else "full"
+        return _PREFERENCE[method_name], lora, extra
+    # ia3, prefix, prompt and other small adapters: a frozen base with few trained parameters,
+    # sized as LoRA of rank 1 without dropout (their activations are those of the frozen base).
+    return "lora", LoraSetup(r=1, dropout=0.0), extra
+
+
+def _available(device: str) -> int:
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free)
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_fit(
+    model_dir_or_config: Any,
+    method_name: str,
+    method_cfg: Any,
+    *,
+    seq_len: int,
+    micro_batch: int,
+    gradient_checkpointing: bool,
+    device: str,
+    dtype_bytes: int,
+    available_bytes: int | None = None,
+) -> FitDecision:
+    """Estimate a training job's peak memory and compare it with what the device has free.
+
+    Args:
+        model_dir_or_config: model directory (with config.json), config dict, PretrainedConfig or ModelShape.
+        method_name: registered method (full, lora, qlora, dora, dpo, ...); method_cfg its config object.
+        seq_len, micro_batch: tokens per sequence and sequences per forward pass.
+        gradient_checkpointing: whether layers recompute their activations in backward.
+        device: "cpu" or "cuda"; dtype_bytes: 4 for fp32 weights, 2 for bf16/fp16.
+        available_bytes: memory to fit in; default CUDA free memory, or psutil's available RAM on CPU.
+    """
+    shape = _shape(model_dir_or_config)
+    available = int(available_bytes) if available_bytes is not None else _available(device)
+    mode, lora, extra = _mode_and_lora(method_name, method_cfg)
+    overhead = load_catalog().overhead
+    setup = TrainSetup(
+        mode=mode, seq_len=seq_len, micro_batch=micro_batch, precision=_precision(dtype_bytes),
+        device="cuda" if device.startswith("cuda") else "cpu", gradient_checkpointing=gradient_checkpointing,
+        lora=lora, cuda_context_bytes=int(float(overhead.get("cuda_context_gib", 0.8)) * GIB),
+        allocator_fraction=float(overhead.get("cuda_allocator_fraction", 0.05)),
+        cpu_runtime_bytes=int(float(overhead.get("cpu_runtime_mib", 80)) * 2**20), **extra,
+    )
+    est = estimate_memory(shape, setup)
+    fits = est.peak_bytes <= available
+    max_mb = _max_micro_batch(shape, setup, available)
+    others = [m for m in SFT_MODES if estimate_memory(shape, replace(setup, mode=m, policy="full")).peak_bytes <= available]
+    return FitDecision(
+        fits=fits, peak_bytes=est.peak_bytes, breakdown=est.breakdown, available_bytes=available,
+        max_micro_batch=max_mb, modes_that_fit=others,
+        message=_message(fits, est.peak_bytes, available, method_name, setup, max_mb, others, est.breakdown,
+                         _checkpointed_peak(shape, setup)),
+    )
+
+
+def _max_micro_batch(shape: ModelShape, setup: TrainSetup, available: int) -> int:
+    def fits(mb: int) -> bool:
+        return estimate_memory(shape, replace(setup, micro_batch=mb)).peak_bytes <= available
+
+    if not fits(1):
+        return 0
+    low, high = 1, 2
+    while high <= MAX_MICRO_BATCH and fits(high):
+        low, high = high, high * 2
+    high = min(high, MAX_MICRO_BATCH + 1)
+    while high - low > 1:  # fits(low) and not fits(high)
+        mid = (low + high) // 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
+
+
+def _checkpointed_peak(shape: ModelShape, setup: TrainSetup) -> int | None:
+    if setup.gradient_checkpointing:
+        return None
+    return estimate_memory(shape, replace(setup, gradient_checkpointing=True)).peak_bytes
+
+
+def _message(fits, peak, available, method, setup, max_mb, others, breakdown, ckpt_peak) -> str:
+    gib = lambda b: f"{b / GIB:.2f} GiB"  # noqa: E731
+    where = f"{method}, seq {setup.seq_len} x micro-batch {setup.micro_batch} on {setup.device}"
+    if fits:
+        return f"fits: estimated peak {gib(peak)} of {gib(available)} available ({where})"
+    largest = max(breakdown, key=breakdown.get)
+    tips = []
+    if max_mb >= 1:
+        tips.append(f"micro_batch <= {max_mb} fits (raise gradient_accumulation to keep the batch)")
+    if ckpt_peak is not None and ckpt_peak <= available:
+        tips.append(f"train.gradient_checkpointing=true fits ({gib(ckpt_peak)})")
+    smaller = [m for m in others if m != method]
+    if smaller:
+        tips.append(f"methods that fit as configured: {', '.join(smaller)}")
+    advice = "; ".join(tips) if tips else "no method fits this device at this sequence length; use a larger device"
+    return (f"does not fit: estimated peak {gib(peak)} but only {gib(available)} available ({where}); "
+            f"largest part: {largest} {gib(breakdown[largest])}. Try: {advice}")
