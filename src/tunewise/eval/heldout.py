@@ -1,8 +1,9 @@
 """Held-out records: reading them, masking everything but the assistant's tokens, and scoring loss.
 
-Loss counts only what the model is trained to produce. The chat template is rendered
-incrementally: the text up to a generation prompt (`add_generation_prompt=True`) and the text
-through the assistant's turn differ by exactly that turn, end-of-turn token included.
+Loss counts only what the model is trained to produce, with the data stage's own masking
+(`tunewise.data.templating.tokenize_record`: the chat template rendered incrementally, labels on
+each answer and the end-of-turn token that closes it), so validation loss here and in training agree.
+Preference records are scored on their chosen (or desirable) answer.
 """
 
 from __future__ import annotations
@@ -37,12 +38,30 @@ def read_records(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise EvalError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
-            if not isinstance(record, dict) or not ("messages" in record or "text" in record):
-                raise EvalError(f"{path}:{line_no}: expected a record with 'messages' or 'text'")
+            if not isinstance(record, dict):
+                raise EvalError(f"{path}:{line_no}: expected a JSON object")
+            try:
+                record = as_scored_record(record)
+            except EvalError as err:
+                raise EvalError(f"{path}:{line_no}: {err.message}") from None
+            if record is None:
+                continue
             records.append(record)
             if limit is not None and len(records) >= limit:
                 break
     return records
+
+
+def as_scored_record(record: dict[str, Any]) -> dict[str, Any] | None:
+    """Conversation or text records as they are; preference records as prompt + preferred answer;
+    None for an undesirable (KTO label false) completion, which is no reference answer."""
+    if "messages" in record or "text" in record:
+        return record
+    if "prompt" in record and "chosen" in record:
+        return {"messages": list(record["prompt"]) + list(record["chosen"])}
+    if "prompt" in record and "completion" in record:
+        return {"messages": list(record["prompt"]) + list(record["completion"])} if record.get("label") else None
+    raise EvalError("a held-out record has none of 'messages', 'text', or 'prompt' with 'chosen' / 'completion'")
 
 
 def prompt_and_reference(record: dict[str, Any]) -> tuple[list[dict[str, str]], str] | None:
@@ -50,40 +69,17 @@ def prompt_and_reference(record: dict[str, Any]) -> tuple[list[dict[str, str]], 
     messages = record.get("messages")
     if not messages or messages[-1].get("role") != "assistant":
         return None
-    return [{"role": m["role"], "content": m["content"]} for m in messages[:-1]], messages[-1]["content"]
+    prompt = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]  # drop training-only keys
+    return prompt, messages[-1]["content"]
 
 
 def encode_record(tokenizer: Any, record: dict[str, Any], max_length: int) -> Encoded:
-    """Token ids and labels: assistant turns for chat records, every token for text records."""
-    if "messages" not in record:
-        ids = tokenizer(record["text"], add_special_tokens=True)["input_ids"][:max_length]
-        return Encoded(ids, list(ids))
-    segments = _chat_segments(tokenizer, record["messages"])
-    ids: list[int] = []
-    labels: list[int] = []
-    for text, scored in segments:
-        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
-        ids.extend(piece)
-        labels.extend(piece if scored else [IGNORE] * len(piece))
-    return Encoded(ids[:max_length], labels[:max_length])
+    """Token ids and labels exactly as training builds them (tunewise.data's `tokenize_record`):
+    assistant answers and their end-of-turn token for conversations, every token for text."""
+    from tunewise.data.templating import tokenize_record
 
-
-def _chat_segments(tokenizer: Any, messages: list[dict[str, str]]) -> list[tuple[str, bool]]:
-    segments: list[tuple[str, bool]] = []
-    done = ""
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        prefix = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
-        through = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if not prefix.startswith(done) or not through.startswith(prefix):
-            raise EvalError(
-                "the chat template does not render conversations incrementally, so assistant tokens cannot be isolated",
-                hint="use a template whose rendering of a prefix is a prefix of the full rendering",
-            )
-        segments += [(prefix[len(done):], False), (through[len(prefix):], True)]
-        done = through
-    return segments
+    example = tokenize_record(tokenizer, record)
+    return Encoded(example["input_ids"][:max_length], example["labels"][:max_length])
 
 
 def score_loss(model: Any, tokenizer: Any, encoded: list[Encoded], *, batch_size: int = 8) -> tuple[float, int]:

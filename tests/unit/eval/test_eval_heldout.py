@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 
-from tunewise.eval.heldout import IGNORE, encode_record, loss_and_perplexity, prompt_and_reference
+import pytest
+
+from tunewise.eval.errors import EvalError
+from tunewise.eval.heldout import IGNORE, encode_record, loss_and_perplexity, prompt_and_reference, read_records
 
 
 def _scored_text(tokenizer, encoded) -> str:
@@ -12,6 +16,7 @@ def _scored_text(tokenizer, encoded) -> str:
 
 
 def test_only_assistant_turns_are_scored_end_of_turn_included(tokenizer):
+    # the same masking as training (tunewise.data.tokenize_record): answers and their end-of-turn token
     record = {"messages": [
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": "Hello there"},
@@ -20,7 +25,7 @@ def test_only_assistant_turns_are_scored_end_of_turn_included(tokenizer):
     ]}
     encoded = encode_record(tokenizer, record, max_length=512)
     assert len(encoded.input_ids) == len(encoded.labels)
-    assert _scored_text(tokenizer, encoded) == "Hello there<|im_end|>\n4<|im_end|>\n"
+    assert _scored_text(tokenizer, encoded) == "Hello there<|im_end|>4<|im_end|>"
     full = tokenizer.apply_chat_template(record["messages"], tokenize=False)
     assert tokenizer.decode(encoded.input_ids) == full
 
@@ -28,6 +33,21 @@ def test_only_assistant_turns_are_scored_end_of_turn_included(tokenizer):
 def test_text_records_score_every_token_and_truncate(tokenizer):
     encoded = encode_record(tokenizer, {"text": "one two three four five six"}, max_length=3)
     assert len(encoded.input_ids) == 3 and encoded.labels == encoded.input_ids
+
+
+def test_preference_records_are_scored_on_the_preferred_answer(tmp_path):
+    path = tmp_path / "validation.jsonl"
+    prompt = [{"role": "user", "content": "Hi?"}]
+    rows = [{"prompt": prompt, "chosen": [{"role": "assistant", "content": "Hello!"}],
+             "rejected": [{"role": "assistant", "content": "Go away."}]},
+            {"prompt": prompt, "completion": [{"role": "assistant", "content": "Meh."}], "label": False},
+            {"prompt": prompt, "completion": [{"role": "assistant", "content": "Hey!"}], "label": True}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    records = read_records(path)
+    assert [prompt_and_reference(r)[1] for r in records] == ["Hello!", "Hey!"]
+    path.write_text('{"question": "?"}\n')
+    with pytest.raises(EvalError, match="validation.jsonl:1: .*'messages'"):
+        read_records(path)
 
 
 def test_prompt_and_reference_split_the_last_assistant_turn():
