@@ -8,6 +8,7 @@ data/validation.jsonl, artifact/, and after evaluation eval.json and gate.json.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,8 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         "base_model": status.get("base_model"),
         "step": status.get("step"),
         "total_steps": status.get("total_steps"),
-        "started_at": status.get("started_at"),
-        "finished_at": status.get("finished_at"),
+        "started_at": iso_time(status.get("started_at")),
+        "finished_at": iso_time(status.get("finished_at")),
         "train_loss": last_value(rows, "train_loss"),
         "val_loss": last_value(rows, "val_loss"),
         "gate": None if verdict is None else ("passed" if verdict.passed else "failed"),
@@ -125,8 +126,16 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def iso_time(value: Any) -> str | None:
+    """status.json times as ISO 8601 UTC, whether stored as epoch seconds or already as text."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc).isoformat(timespec="seconds")
+    return None if value is None else str(value)
+
+
 def list_runs() -> list[Path]:
+    """Run directories under the workspace, oldest first."""
     from tunewise.workspace import runs_dir
 
     return sorted((p for p in runs_dir().iterdir() if p.is_dir() and (p / STATUS_FILE).is_file()),
-                  key=lambda p: (read_status(p).get("started_at") or "", p.name))
+                  key=lambda p: (iso_time(read_status(p).get("started_at")) or "", p.name))
