@@ -52,8 +52,25 @@ def tree_digest(folder: Path, *, cache_file: Path | None = None) -> str:
     return manifest_digest(manifest)
 
 
-def dataset_digest(run_dir: Path) -> str | None:
-    """Digest of the normalized records the run used (<run>/data/), else the data report's own hash."""
+def dataset_files(spec: dict[str, Any]) -> dict[str, Path]:
+    """The local data files a spec names: data.train, data.validation, data.mix.path."""
+    data = spec.get("data") or {}
+    named = {"train": data.get("train"), "validation": data.get("validation"),
+             "mix": (data.get("mix") or {}).get("path")}
+    return {role: Path(value) for role, value in named.items()
+            if isinstance(value, str) and "://" not in value and Path(value).is_file()}
+
+
+def dataset_digest(run_dir: Path, spec: dict[str, Any]) -> str | None:
+    """sha256 over the data files the spec names (train, validation, mix), by role and content.
+
+    When they are no longer on disk, the normalized held-out records the run kept (<run>/data/)
+    stand in, then any hash the data report carries; None when nothing is left to hash.
+    """
+    files = dataset_files(spec)
+    if files:
+        manifest = {role: sha256_file(path) for role, path in sorted(files.items())}
+        return manifest_digest(manifest)
     data = run_dir / "data"
     if data.is_dir() and any(p.is_file() for p in data.rglob("*")):
         return tree_digest(data)

@@ -43,7 +43,14 @@ def lineage_tags(run_dir: Path) -> dict[str, str]:
     from tunewise.eval.report import read_report, read_verdict
     from tunewise.eval.runs import read_spec_dict
     from tunewise.models.artifact import read_artifact_info
-    from tunewise.registry.lineage import dataset_digest, file_manifest, manifest_digest, spec_digest, tree_digest
+    from tunewise.registry.lineage import (
+        dataset_digest,
+        dataset_files,
+        file_manifest,
+        manifest_digest,
+        spec_digest,
+        tree_digest,
+    )
     from tunewise.workspace import home
 
     info = read_artifact_info(run_dir / "artifact")
@@ -52,7 +59,7 @@ def lineage_tags(run_dir: Path) -> dict[str, str]:
         base_hash = tree_digest(base_model_dir(info), cache_file=home() / "registry" / "hash-cache.json")
     except Exception as err:  # base model gone: record that rather than refuse the registration
         base_hash = f"unavailable ({type(err).__name__})"
-    verdict, report = read_verdict(run_dir), read_report(run_dir)
+    verdict, report, spec = read_verdict(run_dir), read_report(run_dir), read_spec_dict(run_dir)
     tags = {
         "tunewise.run": run_dir.name,
         "tunewise.run_dir": str(run_dir),
@@ -60,8 +67,9 @@ def lineage_tags(run_dir: Path) -> dict[str, str]:
         "tunewise.adapter": str(info.adapter).lower(),
         "tunewise.base_model": info.base_model,
         "tunewise.base_model_sha256": base_hash,
-        "tunewise.dataset_sha256": dataset_digest(run_dir) or "unknown",
-        "tunewise.spec_sha256": spec_digest(read_spec_dict(run_dir)) or "unknown",
+        "tunewise.dataset_sha256": dataset_digest(run_dir, spec) or "unknown",
+        "tunewise.dataset_files": ", ".join(f"{role}={path}" for role, path in dataset_files(spec).items()) or "none",
+        "tunewise.spec_sha256": spec_digest(spec) or "unknown",
         "tunewise.artifact_sha256": manifest_digest(manifest),
         "tunewise.gate": "none" if verdict is None else ("passed" if verdict.passed else "failed"),
         "tunewise.gate_criteria": str(len(verdict.criteria)) if verdict else "0",

@@ -28,11 +28,14 @@ def validation_records() -> list[dict[str, Any]]:
 def write_run_files(run_dir: Path, *, base_model: str, method: str, eval_section: dict[str, Any] | None = None,
                     state: str = "completed") -> None:
     (run_dir / "data").mkdir(parents=True, exist_ok=True)
+    source = run_dir.parent.parent / "datasets" / f"{run_dir.name}-train.jsonl"  # the user's file, outside the run
+    source.parent.mkdir(parents=True, exist_ok=True)
+    source.write_text("".join(json.dumps(r) + "\n" for r in validation_records() * 9))
     spec = {
         "name": run_dir.name,
         "base_model": base_model,
         "method": {"name": method},
-        "data": {"train": "train.jsonl", "max_length": 256},
+        "data": {"train": str(source), "max_length": 256},
         "train": {"max_steps": 4, "learning_rate": 2e-4, "device": "cpu"},
     }
     if eval_section is not None:

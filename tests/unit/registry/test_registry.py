@@ -20,6 +20,7 @@ from tunewise.registry import (
     register_run,
     rollback,
 )
+from tunewise.registry.lineage import manifest_digest, sha256_file
 
 
 def test_register_records_lineage_and_sha256_of_every_file(gated_run, registry_home):
@@ -28,7 +29,9 @@ def test_register_records_lineage_and_sha256_of_every_file(gated_run, registry_h
     assert info.version == "1" and info.gate == "passed"
     tags = info.tags
     assert re.fullmatch(r"[0-9a-f]{64}", tags["tunewise.base_model_sha256"])
-    assert re.fullmatch(r"[0-9a-f]{64}", tags["tunewise.dataset_sha256"])
+    train_file = registry_home / "datasets" / "lineage-run-train.jsonl"
+    assert tags["tunewise.dataset_sha256"] == manifest_digest({"train": sha256_file(train_file)})
+    assert tags["tunewise.dataset_files"] == f"train={train_file}"
     assert tags["tunewise.spec_sha256"] and tags["tunewise.method"] == "lora"
     assert tags["metric.exact_match"] == "0.9" and tags["metric.base.exact_match"] == "0.1"
     assert tags["tunewise.registered_by"] == "alice"
