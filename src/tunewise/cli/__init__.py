@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     from tunewise.errors import TunewiseError
 
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except TunewiseError as err:
         err_console.print(f"[bold red]error:[/] {err.message}", highlight=False)
         if err.hint:
