@@ -64,3 +64,4 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(err, click.exceptions.Abort):
             sys.exit(1)
         raise
+    sys.exit(code or 0)
