@@ -62,7 +62,10 @@ class TrackingHandle:
 
 def _quiet_mlflow() -> None:
     # MLflow logs database migrations and registry chatter at INFO; none of it helps a CLI user.
+    # Importing mlflow configures its logger, so the level is set after the import.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow  # noqa: F401
+
     for name in ("mlflow", "alembic", "alembic.runtime.migration", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

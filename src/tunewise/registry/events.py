@@ -36,5 +36,7 @@ def record_event(client: Any, name: str, event: dict[str, Any]) -> dict[str, Any
 
 def read_history(client: Any, name: str) -> list[dict[str, Any]]:
     """Every recorded event for `name`, oldest first."""
-    tags = client.get_registered_model(name).tags or {}
+    from tunewise.registry.versions import registered_model
+
+    tags = registered_model(client, name).tags or {}
     return [json.loads(tags[k]) for k in sorted(k for k in tags if k.startswith(EVENT_PREFIX))]

@@ -10,7 +10,7 @@ from typing import Any
 
 from tunewise.registry.errors import PromotionError
 from tunewise.registry.events import read_history, record_event
-from tunewise.registry.versions import ALIASES, VersionInfo, fetch_version, get_version
+from tunewise.registry.versions import ALIASES, VersionInfo, fetch_version, get_version, registered_model
 
 PRODUCTION = "production"
 
@@ -31,7 +31,7 @@ def _check_policy(info: VersionInfo, alias: str) -> None:
 
 
 def _current(client: Any, name: str, alias: str) -> str | None:
-    aliases = client.get_registered_model(name).aliases or {}
+    aliases = registered_model(client, name).aliases or {}
     value = aliases.get(alias)
     return None if value is None else str(value)
 

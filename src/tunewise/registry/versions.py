@@ -71,8 +71,21 @@ def _is_not_found(err: Exception) -> bool:
     return getattr(err, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
+def registered_model(client: Any, name: str) -> Any:
+    """The registered model `name`; RegistryError when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException as err:
+        if _is_not_found(err):
+            raise RegistryError(f"no registered model named {name!r}",
+                                hint="`tunewise models` lists them; `tunewise register RUN --name NAME` creates one") from None
+        raise
+
+
 def _version_info(client: Any, mv: Any) -> VersionInfo:
-    model = client.get_registered_model(mv.name)
+    model = registered_model(client, mv.name)
     aliases = sorted(a for a, v in (model.aliases or {}).items() if str(v) == str(mv.version))
     return VersionInfo(mv.name, str(mv.version), mv.source, mv.run_id, aliases, dict(mv.tags or {}))
 
@@ -85,6 +98,7 @@ def get_version(name: str, ref: str | int, client: Any = None) -> VersionInfo:
 
     client = client or mlflow_client()
     ref = str(ref)
+    registered_model(client, name)
     try:
         mv = client.get_model_version(name, ref) if ref.isdigit() else client.get_model_version_by_alias(name, ref)
     except MlflowException as err:
@@ -99,8 +113,8 @@ def list_versions(name: str, client: Any = None) -> list[VersionInfo]:
     from tunewise.tracking import mlflow_client
 
     client = client or mlflow_client()
+    model = registered_model(client, name)
     found = client.search_model_versions(f"name = '{quote_name(name)}'")
-    model = client.get_registered_model(name)
     by_version: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
         by_version.setdefault(str(version), []).append(alias)

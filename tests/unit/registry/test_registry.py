@@ -132,3 +132,7 @@ def test_unknown_names_and_aliases_are_clear_errors(gated_run):
         rollback("lonely")
     with pytest.raises(PromotionError, match="staging, production"):
         promote("lonely", "1", "canary")
+    with pytest.raises(RegistryError, match="no registered model named 'ghost'"):
+        rollback("ghost")
+    with pytest.raises(RegistryError, match="no registered model named 'ghost'"):
+        get_version("ghost", "1")
