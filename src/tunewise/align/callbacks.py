@@ -69,14 +69,16 @@ class RunDirCallback(TrainerCallback):
         save_policy: when to checkpoint (every_steps / every_minutes); the last step always saves.
         metrics: the run's metrics.jsonl.
         has_validation: evaluate at each checkpoint (and every `eval_every_steps`).
-        kl_probe, ref_model: measure KL(policy || reference) at each log step (see align.probe).
+        kl_probe, ref_model: measure KL(policy || reference) (see align.probe) at step 1, every
+            `kl_every_steps`, at each validation and at the last step (two forward passes each time).
         kl_warn: warn (console and `kl_warning` in metrics) when the KL exceeds this many nats.
         renames: method-specific metric names on top of RENAMES.
     """
 
     def __init__(self, run_dir: Path, manager: CheckpointManager, save_policy: SavePolicy, metrics: MetricsLog, *,
                  has_validation: bool, eval_every_steps: int | None = None, kl_probe: Any = None,
-                 ref_model: Any = None, kl_warn: float | None = None, renames: dict[str, str] | None = None):
+                 ref_model: Any = None, kl_warn: float | None = None, renames: dict[str, str] | None = None,
+                 kl_every_steps: int = 5):
         self.run_dir = run_dir
         self.manager = manager
         self.save_policy = save_policy
@@ -86,6 +88,7 @@ class RunDirCallback(TrainerCallback):
         self.kl_probe = kl_probe
         self.ref_model = ref_model
         self.kl_warn = kl_warn
+        self.kl_every_steps = kl_every_steps
         self.renames = renames or {}
         self._pending: dict[str, Any] | None = None
         self._progress = None
@@ -124,7 +127,8 @@ class RunDirCallback(TrainerCallback):
             self._pending = {"step": step}
         if "train_loss" in values:
             values.update(self._throughput(logs))
-            values.update(self._kl(model))
+            if step == 1 or step % self.kl_every_steps == 0 or step >= state.max_steps or control.should_evaluate:
+                values.update(self._kl(model))
         self._pending.update(values)
         self._warn_on_kl(step)
         if self._progress is not None and "train_loss" in values:

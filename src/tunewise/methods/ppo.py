@@ -55,7 +55,7 @@ def _adapter_off(policy: Any):
 
 def train(spec: Any, run_dir: Path) -> Any:
     from tunewise.align.data import load_align_data, write_data_files
-    from tunewise.align.ppo import PPOSettings, ppo_loop, resume_ppo, total_ppo_steps
+    from tunewise.align.ppo import ppo_loop, resume_ppo, total_ppo_steps
     from tunewise.align.reward_model import RewardScorer
     from tunewise.align.session import AlignJob, write_artifact
     from tunewise.models import resolve_base_model, resolve_device_policy
@@ -99,19 +99,25 @@ def train(spec: Any, run_dir: Path) -> Any:
         console.print(f"[green]resuming[/] from checkpoint at step {state.step} of {total}")
     state = state or LoopState()
     write_status(run_dir, total_steps=total, step=state.step)
-    settings = PPOSettings(
-        total_steps=total, prompts_per_step=prompts_per_step, micro_batch_size=spec.train.micro_batch_size,
-        ppo_epochs=cfg.ppo_epochs, kl_coef=cfg.kl_coef, clip_range=cfg.clip_range,
-        value_clip_range=cfg.value_clip_range, vf_coef=cfg.vf_coef, gamma=cfg.gamma, lam=cfg.lam,
-        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, max_grad_norm=spec.train.max_grad_norm,
-        kl_warn=cfg.kl_warn, eval_prompts=cfg.eval_prompts, seed=spec.train.seed, staging_dir=run_dir / ".staging",
-    )
+    settings = _settings(spec, cfg, total, prompts_per_step, run_dir)
     state = ppo_loop(model, reference, job.tokenizer, scorer.score, optimizer, scheduler, train_prompts,
                      val_prompts, state, settings, manager, SavePolicy.from_spec(spec.checkpoint), metrics)
     artifact = write_artifact(job, model.policy)  # the value head stays in the checkpoints only
     console.print(f"artifact: {artifact}")
     shutil.rmtree(run_dir / ".staging", ignore_errors=True)
     return RunResult(run_dir, "completed", state.step, resumed_from=resumed_from)
+
+
+def _settings(spec: Any, cfg: PpoConfig, total: int, prompts_per_step: int, run_dir: Path) -> Any:
+    from tunewise.align.ppo import PPOSettings
+
+    return PPOSettings(
+        total_steps=total, prompts_per_step=prompts_per_step, micro_batch_size=spec.train.micro_batch_size,
+        ppo_epochs=cfg.ppo_epochs, kl_coef=cfg.kl_coef, clip_range=cfg.clip_range,
+        value_clip_range=cfg.value_clip_range, vf_coef=cfg.vf_coef, gamma=cfg.gamma, lam=cfg.lam,
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, max_grad_norm=spec.train.max_grad_norm,
+        kl_warn=cfg.kl_warn, eval_prompts=cfg.eval_prompts, seed=spec.train.seed, staging_dir=run_dir / ".staging",
+    )
 
 
 def _build_policy(job: Any) -> Any:
