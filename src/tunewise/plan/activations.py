@@ -14,9 +14,9 @@ transformers and peft implement it) saves for its backward, not from a rule of t
   SwiGLU MLP   gate and up outputs and silu(gate); their product when down_proj is trained
   loss         the fp32 log-softmax over the vocabulary
 
-Checked against the storages torch's saved-tensor hooks report for the bundled model (fp32, CPU):
-full 8h + 4i + 2kv + heads + 2 and LoRA(dropout 0.05, all-linear) 16h + 5i + 2kv + 7r + heads + 2
-elements per token and layer, as this module computes.
+Checked against the storages torch's saved-tensor hooks report (tests/unit/plan/test_memory.py): in
+fp32 on CPU a layer keeps 8h + 4i + 2kv + heads + 2 elements per token under full fine-tuning and
+16h + 5i + 2kv + 7r + heads + 2 under LoRA (dropout 0.05, all linear layers), as computed here.
 """
 
 from __future__ import annotations
@@ -94,6 +94,19 @@ def layer_bytes_per_token(shape: ModelShape, s: ActivationSetup) -> float:
         if s.dora:
             total += (a + s.adapter_bytes) * module.out_features  # base and low-rank outputs
     return total
+
+
+def frozen_input_credit_bytes_per_token(shape: ModelShape, s: ActivationSetup) -> float:
+    """What the first layer does not keep when the embeddings are frozen (adapter modes): its input
+    needs no gradient, so its first norm keeps nothing and dropout keeps no mask for q, k and v."""
+    if s.trained_linears:
+        return 0.0
+    credit = FP32 * shape.hidden_size + FP32
+    if s.lora_dropout:
+        mask = s.act_bytes if s.device == "cpu" else 1
+        adapted = [n for n in ("q_proj", "k_proj", "v_proj") if n in s.lora_targets]
+        credit += mask * shape.hidden_size * len(adapted)
+    return credit
 
 
 def checkpointed_layer_bytes_per_token(shape: ModelShape, s: ActivationSetup) -> float:

@@ -35,11 +35,19 @@ def calibration_path() -> Path:
 
 
 def device_key(device: str) -> str:
-    """Which machine a measurement belongs to: the CUDA card's name, or this CPU and its core count."""
+    """Which machine a measurement belongs to: the catalog id of the CUDA card (its name when the
+    catalog has no such card), or this CPU and its core count."""
     if device == "cuda":
         import torch
 
-        return "cuda:" + torch.cuda.get_device_name(0)
+        from tunewise.plan.hardware import load_catalog
+
+        name = torch.cuda.get_device_name(0)
+        squashed = name.lower().replace(" ", "").replace("-", "")
+        for gpu_id in load_catalog().devices:
+            if gpu_id != "cpu" and all(part in squashed for part in gpu_id.split("-")):
+                return gpu_id
+        return "cuda:" + name
     return f"cpu:{platform.processor() or platform.machine()}:{os.cpu_count()}"
 
 

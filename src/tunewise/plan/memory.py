@@ -166,6 +166,7 @@ def _activations(shape: ModelShape, s: TrainSetup, a: act.ActivationSetup, *, he
         recompute = per_layer  # one layer's activations rebuilt during its backward
     else:
         saved, recompute = per_layer * shape.num_layers, 0.0
+        saved -= act.frozen_input_credit_bytes_per_token(shape, a)
     saved += act.head_bytes_per_token(shape, a, head_trained=head_trained)
     loss = act.loss_backward_bytes_per_token(shape, a)
     layer = recompute + act.backward_workspace_bytes_per_token(shape, a)

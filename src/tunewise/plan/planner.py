@@ -42,6 +42,7 @@ class ModeResult:
     cost_usd: float
     cost_range_usd: tuple[float, float]
     scheduling: str
+    scheduling_short: str = ""
     mig_slice: str | None = None
     policy: str | None = None  # dpo/ppo: full or lora
     within_budget: bool = True
@@ -69,6 +70,7 @@ class ModeResult:
             "cost_range_usd": [round(c, 2) for c in self.cost_range_usd],
             "within_budget": self.within_budget,
             "scheduling": self.scheduling,
+            "scheduling_short": self.scheduling_short,
             "mig_slice": self.mig_slice,
             "notes": self.memory.notes + self.notes,
         }
@@ -212,22 +214,27 @@ def _smallest_fit(shape, base, memory, checkpointing, device: Device) -> tuple[i
     return None, None
 
 
-def _scheduling(mode: str, n: int | None, device: Device, est: MemoryEstimate | None) -> tuple[str, str | None]:
+def _scheduling(mode: str, n: int | None, device: Device, est: MemoryEstimate | None) -> tuple[str, str, str | None]:
+    """(description, short label, MIG slice) of how the job is scheduled."""
     if device.is_cpu:
-        return "this machine", None
+        return "this machine", "this machine", None
     if n is None:
-        return "does not fit at any GPU count at this micro-batch and sequence length", None
+        return "does not fit at any GPU count at this micro-batch and sequence length", "-", None
     if n == 1:
         for profile in sorted(device.mig, key=lambda p: (p.memory_gib, p.compute_fraction)):
             if profile.compute_fraction < 1 and est is not None and est.peak_bytes <= profile.memory_gib * GIB:
-                return (f"small enough to share a GPU: MIG slice {profile.name} "
-                        f"({profile.compute_fraction:.0%} of the compute)"), profile.name
-        return "single pod, one GPU", None
+                return (f"single pod; small enough to share a GPU through a MIG slice {profile.name} "
+                        f"({profile.compute_fraction:.0%} of the compute, the rest of the card free)",
+                        f"MIG {profile.name}", profile.name)
+        return "single pod, one whole GPU", "1 pod", None
     nodes = -(-n // device.gpus_per_node)
     if nodes == 1:
-        gang = " (gang-scheduled: policy, value and reward models start together)" if mode == "ppo" else ""
-        return f"single node, {n} GPUs{gang}", None
-    return f"gang-scheduled multi-node: {n} GPUs over {nodes} nodes (all workers start atomically)", None
+        if mode == "ppo":
+            return (f"single node, {n} GPUs, gang-scheduled: policy, value and reward models start together",
+                    "gang, 1 node", None)
+        return f"single node, {n} whole GPUs (topology hints recommended)", "1 node", None
+    return (f"gang-scheduled multi-node: {n} GPUs over {nodes} nodes, all workers start atomically",
+            f"gang, {nodes} nodes", None)
 
 
 def _policies(mode: str, req: PlanRequest) -> list[str | None]:
@@ -259,7 +266,7 @@ def _evaluate(mode: str, shape: ModelShape, req: PlanRequest, device: Device, me
         shard = "zero3" if used > 1 else "none"
         est = estimate_memory(shape, replace(setup, num_gpus=used, sharding=shard, gradient_checkpointing=True))
     single = estimate_memory(shape, replace(est.setup, num_gpus=1, sharding="none"))
-    scheduling, mig = _scheduling(mode, needed, device, est)
+    scheduling, short, mig = _scheduling(mode, needed, device, est)
     tps, source = _throughput(shape, est.setup, device, catalog, used, calib_model, calib_device)
     hours = dataset.tokens / tps / 3600 if tps > 0 else float("inf")
     run_hours = hours * req.epochs * used
@@ -274,7 +281,7 @@ def _evaluate(mode: str, shape: ModelShape, req: PlanRequest, device: Device, me
         mode=mode, memory=est, single_device_peak_bytes=single.peak_bytes, fits=fits, gpus_needed=needed,
         gpus_used=used, sharding=est.setup.sharding, gradient_checkpointing=est.setup.gradient_checkpointing,
         tokens_per_s=tps, throughput_source=source, hours_per_epoch=hours, cost_usd=cost,
-        cost_range_usd=(run_hours * price.low, run_hours * price.high), scheduling=scheduling, mig_slice=mig,
+        cost_range_usd=(run_hours * price.low, run_hours * price.high), scheduling=scheduling, scheduling_short=short, mig_slice=mig,
         policy=policy, within_budget=req.budget_usd is None or cost <= req.budget_usd, notes=notes,
     )
 

@@ -1,0 +1,57 @@
+"""check_fit: the training loop's guard against jobs that cannot fit."""
+
+from __future__ import annotations
+
+from tunewise.methods import get_method
+from tunewise.plan.fit import check_fit
+
+GIB = 2**30
+
+
+def test_refuses_an_impossible_job(bundled_model_dir):
+    decision = check_fit(bundled_model_dir, "full", get_method("full").config_class(), seq_len=8192, micro_batch=64,
+                         gradient_checkpointing=False, device="cpu", dtype_bytes=4, available_bytes=2 * GIB)
+    assert not decision.fits
+    assert decision.peak_bytes > decision.available_bytes == 2 * GIB
+    assert decision.max_micro_batch == 0
+    assert decision.message.startswith("does not fit")
+    assert "largest part: activations" in decision.message
+    assert sum(decision.breakdown.values()) == decision.peak_bytes
+
+
+def test_fits_and_finds_the_largest_micro_batch(bundled_model_dir):
+    cfg = get_method("lora").config_class()
+    decision = check_fit(bundled_model_dir, "lora", cfg, seq_len=256, micro_batch=1, gradient_checkpointing=False,
+                         device="cpu", dtype_bytes=4, available_bytes=8 * GIB)
+    assert decision.fits and decision.message.startswith("fits")
+    assert decision.max_micro_batch > 1
+    above = check_fit(bundled_model_dir, "lora", cfg, seq_len=256, micro_batch=decision.max_micro_batch + 1,
+                      gradient_checkpointing=False, device="cpu", dtype_bytes=4, available_bytes=8 * GIB)
+    assert not above.fits
+    assert set(decision.modes_that_fit) == {"full", "lora", "qlora", "dora"}
+
+
+def test_suggests_what_would_fit(tiny_model_dir):
+    decision = check_fit(tiny_model_dir, "full", None, seq_len=2048, micro_batch=16, gradient_checkpointing=False,
+                         device="cpu", dtype_bytes=4, available_bytes=3 * GIB)
+    assert not decision.fits and decision.max_micro_batch >= 1
+    assert f"micro_batch <= {decision.max_micro_batch} fits" in decision.message
+
+
+def test_accepts_a_config_and_other_methods(tiny_model_dir):
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    for method in ("qlora", "dora", "ia3", "prompt", "dpo"):
+        cfg = get_method(method).config_class() if method != "dpo" else None
+        decision = check_fit(config, method, cfg, seq_len=128, micro_batch=2, gradient_checkpointing=True,
+                             device="cuda", dtype_bytes=2, available_bytes=80 * GIB)
+        assert decision.fits, method
+
+
+def test_default_available_memory_on_cpu_is_psutil(tiny_model_dir):
+    import psutil
+
+    decision = check_fit(tiny_model_dir, "lora", None, seq_len=64, micro_batch=1, gradient_checkpointing=False,
+                         device="cpu", dtype_bytes=4)
+    assert abs(decision.available_bytes - psutil.virtual_memory().available) < 2 * GIB
