@@ -102,7 +102,8 @@ class EvalReport(BaseModel):
                 flat[f"judge.{key}"] = float(getattr(self.judge, key))
         if self.forgetting:
             for key, value in self.forgetting.model_dump().items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool) or value is None:
+                is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if is_number or value is None:
                     flat[f"forgetting.{key}"] = value
             for task, scores in self.forgetting.lm_eval.items():
                 if "base" in scores and "tuned" in scores:

@@ -1,7 +1,7 @@
 """Promotion policy: aliases staging / production move between versions, each move recorded.
 
-A version whose gate failed is never promoted; production also needs a gate that ran with at least
-one criterion and passed, and an artifact whose files still match their registered sha256.
+A version whose gate failed is never promoted, nor one whose files no longer match their registered
+sha256; production also needs a gate that ran with at least one criterion and passed.
 """
 
 from __future__ import annotations
@@ -37,8 +37,7 @@ def _current(client: Any, name: str, alias: str) -> str | None:
 
 
 def _move_alias(client: Any, info: VersionInfo, alias: str, action: str) -> dict[str, Any]:
-    if alias == PRODUCTION:
-        fetch_version(info.name, info.version, client)  # raises IntegrityError on a changed artifact
+    fetch_version(info.name, info.version, client)  # raises IntegrityError on a changed artifact
     previous = _current(client, info.name, alias)
     client.set_registered_model_alias(info.name, alias, info.version)
     event = record_event(client, info.name, {"action": action, "alias": alias, "from": previous, "to": info.version})
