@@ -25,3 +25,15 @@ def small_eval() -> dict:
         "samples": 2,
         "forgetting": {"max_paragraphs": 4, "max_questions": 3},
     }
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    return runfactory.make_mlflow_template(tmp_path_factory.mktemp("mlflow-template"))
+
+
+@pytest.fixture
+def mlflow_store(workspace, mlflow_template):
+    """This test's workspace with a ready, empty MLflow store."""
+    runfactory.install_mlflow_store(mlflow_template, workspace)
+    return workspace

@@ -82,3 +82,16 @@ def test_question_accuracy_drop_is_flagged():
     result = compare_ability({"text_ppl": 10.0, "qa_accuracy": 0.9}, {"text_ppl": 10.2, "qa_accuracy": 0.5}, spec)
     assert result.ppl_increase == pytest.approx(0.02) and result.qa_accuracy_drop == pytest.approx(0.4)
     assert result.flagged and "accuracy fell" in result.notes[0]
+
+
+def test_lm_eval_tasks_are_skipped_with_a_note_when_lm_eval_is_absent():
+    import importlib.util
+
+    from tunewise.eval.forgetting import _run_lm_eval
+    from tunewise.eval.report import ForgettingResult
+
+    if importlib.util.find_spec("lm_eval") is not None:
+        pytest.skip("lm_eval is installed here")
+    result = ForgettingResult()
+    _run_lm_eval(pair=None, spec=ForgettingSpec(lm_eval_tasks=["arc_easy"]), result=result)
+    assert result.lm_eval == {} and "lm_eval is not installed" in result.notes[0]

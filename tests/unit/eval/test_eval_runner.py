@@ -110,7 +110,8 @@ def test_openai_compatible_judge_over_http(lora_run, small_eval, judge_endpoint,
 
 
 def test_unreachable_judge_is_a_clear_error(lora_run, small_eval):
-    section = {**small_eval, "metrics": ["token_f1"], "forgetting": {"enabled": False},
+    section = {**small_eval, "max_examples": 1, "max_new_tokens": 2, "metrics": ["token_f1"],
+               "forgetting": {"enabled": False}, "spectrum": False,
                "judge": {"model": "m", "base_url": "http://127.0.0.1:9", "timeout_s": 2}}
     run_dir = lora_run(eval_section=section)
     with pytest.raises(EvalError, match="cannot reach"):

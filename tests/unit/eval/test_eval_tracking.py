@@ -13,19 +13,19 @@ from tunewise.eval.report import EvalReport
 
 def _run_dir(workspace):
     run_dir = workspace / "runs" / "tracked"
-    run_dir.mkdir(parents=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     runfactory.write_run_files(run_dir, base_model="smollm2-135m-instruct", method="lora")
     return run_dir
 
 
-def test_params_metrics_artifacts_and_status_reach_mlflow(workspace, capsys):
+def test_params_metrics_artifacts_and_status_reach_mlflow(mlflow_store, capsys):
+    workspace = mlflow_store
     import yaml
 
     run_dir = _run_dir(workspace)
     spec = yaml.safe_load((run_dir / "spec.yaml").read_text())
     handle = tracking.start_run(run_dir, spec, report_to=["tensorboard", "wandb"])
     assert tracking.tracking_uri() == f"sqlite:///{workspace / 'mlflow.db'}"
-    assert (workspace / "mlflow.db").is_file()
     for step in (1, 2, 3):
         tracking.log_metrics(handle, {"train_loss": 3.0 - step, "lr": 1e-4, "skipped": None, "nan": float("nan")}, step)
     report = EvalReport(run="tracked", created_at="now", base_model="b", method="lora",
@@ -50,7 +50,8 @@ def test_params_metrics_artifacts_and_status_reach_mlflow(workspace, capsys):
     assert "tensorboard is not installed; skipping it" in err and "wandb is not installed; skipping it" in err
 
 
-def test_resumed_training_continues_the_same_mlflow_run(workspace):
+def test_resumed_training_continues_the_same_mlflow_run(mlflow_store):
+    workspace = mlflow_store
     run_dir = _run_dir(workspace)
     first = tracking.start_run(run_dir, {"method": "lora"})
     tracking.log_metrics(first, {"train_loss": 2.0}, 1)

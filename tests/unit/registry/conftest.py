@@ -1,5 +1,5 @@
-"""Registry fixtures: runs of the tiny model with a gate verdict, and one MLflow store per test module
-(creating a SQLite MLflow store takes seconds, so tests in a module share it and use distinct names)."""
+"""Registry fixtures: runs of the tiny model with a gate verdict, in a workspace whose MLflow store is
+a copy of one migrated once per session (migrating a SQLite MLflow store takes seconds)."""
 
 from __future__ import annotations
 
@@ -25,16 +25,17 @@ def _load_runfactory():
 runfactory = _load_runfactory()
 
 
-@pytest.fixture(scope="module")
-def shared_home(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("registry-home")
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    return runfactory.make_mlflow_template(tmp_path_factory.mktemp("mlflow-template"))
 
 
 @pytest.fixture
-def registry_home(workspace, shared_home, monkeypatch) -> Path:
-    monkeypatch.setenv("TUNEWISE_HOME", str(shared_home))
+def registry_home(workspace, mlflow_template, monkeypatch) -> Path:
+    """This test's workspace with a ready, empty MLflow store, acting as user alice."""
+    runfactory.install_mlflow_store(mlflow_template, workspace)
     monkeypatch.setenv("TUNEWISE_USER", "alice")
-    return shared_home
+    return workspace
 
 
 @pytest.fixture
