@@ -40,17 +40,15 @@ MakeTrainer = Callable[[AlignJob, AlignData, list], Any]
 
 
 def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeTrainer, kl_probe: bool = True,
-                evaluate: bool = True, kl_warn: float | None = None, renames: dict[str, str] | None = None,
-                artifact_writer: Callable[[AlignJob, Any, Path], None] | None = None) -> Any:
+                evaluate: bool = True, kl_warn: float | None = None, renames: dict[str, str] | None = None) -> Any:
     """Train `spec` with the TRL trainer `make_trainer` builds and fill `run_dir`.
 
     Args:
         need: the data the method takes (see align.data.load_align_data).
-        kl_probe: measure KL(policy || reference) on held-out answers at each log step.
+        kl_probe: measure KL(policy || reference) on held-out answers while training (see align.callbacks).
         evaluate: compute validation metrics at each checkpoint (make_trainer must pass the eval set).
         kl_warn: nats of KL past which a warning is printed and recorded.
         renames: method-specific metric names (TRL name -> tunewise name).
-        artifact_writer: saves the trained model into a folder (default: save_pretrained of the policy).
     Returns a tunewise.train.run.RunResult.
     """
     from tunewise.align.callbacks import RunDirCallback
@@ -70,6 +68,7 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
 
     manager = CheckpointManager.from_spec(spec.checkpoint, run_dir)
+    manager.check_writable()  # fail now, not at the first save
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     probe_rows = data.validation or data.train
     callback = RunDirCallback(
@@ -82,7 +81,7 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     callback.ref_model = job.ref_model
     _print_parameters(spec.method.name, trainer.model)
 
-    fetched = manager.fetch_latest()
+    fetched = manager.fetch_latest(dest=run_dir / ".staging")
     resumed_from = None
     if fetched is not None:
         info, folder = fetched
@@ -93,22 +92,19 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         trainer.train(resume_from_checkpoint=str(folder) if fetched else None)
     finally:
         callback.close()
-    artifact = write_artifact(job, trainer.model, artifact_writer)
+    artifact = write_artifact(job, trainer.model)
     console.print(f"artifact: {artifact}")
     shutil.rmtree(run_dir / ".staging", ignore_errors=True)
     return RunResult(run_dir, "completed", trainer.state.global_step, resumed_from=resumed_from)
 
 
-def write_artifact(job: AlignJob, model: Any, writer: Callable[[AlignJob, Any, Path], None] | None = None) -> Path:
+def write_artifact(job: AlignJob, model: Any) -> Path:
     """`<run>/artifact/`: the adapter or the whole model, tokenizer, spec and tunewise.json; written aside, then renamed."""
     from tunewise.models.artifact import write_artifact_info
 
     target, tmp = job.run_dir / "artifact", job.run_dir / "artifact.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    if writer is not None:
-        writer(job, model, tmp)
-    else:
-        model.save_pretrained(str(tmp), safe_serialization=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
     job.tokenizer.save_pretrained(str(tmp))
     (tmp / "spec.yaml").write_text(job.spec.to_yaml())
     write_artifact_info(tmp, method=job.spec.method.name, adapter=getattr(job.cfg, "adapter", "none") != "none",

@@ -91,8 +91,9 @@ def train(spec: Any, run_dir: Path) -> Any:
 
     manager = CheckpointManager(spec.checkpoint.dir or str(run_dir / "checkpoints"), keep_best=spec.checkpoint.keep_best,
                                 keep_last=spec.checkpoint.keep_last, metric="val_reward_mean", mode="max")
+    manager.check_writable()
     metrics = MetricsLog(run_dir / "metrics.jsonl")
-    state = resume_ppo(manager, model, optimizer, scheduler)
+    state = resume_ppo(manager, model, optimizer, scheduler, run_dir / ".staging")
     resumed_from = state.step if state else None
     if state is not None:
         metrics.truncate_after(state.step)
