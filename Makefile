@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup demo demo-align test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,12 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/python examples/demo.py
+
+demo-align: setup
+	$(BIN)/python examples/demo_align.py
+
+bench: setup
+	$(BIN)/python bench/run_all.py --full
 
 test: setup
 	$(BIN)/python -m pytest tests -q
