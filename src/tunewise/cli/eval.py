@@ -28,8 +28,14 @@ def _spec_with_overrides(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
 
     spec = read_spec_dict(run_dir)
     section = dict(spec.get("eval") or {})
-    prefixed = [o if o.startswith("eval.") else f"eval.{o}" for o in overrides]
-    spec["eval"] = apply_overrides({"eval": section}, prefixed)["eval"]
+    plain = []
+    for item in overrides:
+        key, _, value = item.removeprefix("eval.").partition("=")
+        if key.startswith("gate.") and value:  # gate keys hold dots themselves: gate.forgetting.ppl_increase
+            section["gate"] = {**(section.get("gate") or {}), key[len("gate."):]: value.strip()}
+        else:
+            plain.append(f"eval.{item.removeprefix('eval.')}")
+    spec["eval"] = apply_overrides({"eval": section}, plain)["eval"]
     return spec
 
 

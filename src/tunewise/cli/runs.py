@@ -8,13 +8,15 @@ import typer
 
 from tunewise.cli._common import console, print_json
 
-KEY_METRICS = ("exact_match", "token_f1", "rouge_l", "accuracy", "judge.win_rate", "forgetting.ppl_increase")
+# Key metrics and their short column headers (the table has to fit a terminal; --json has every field).
+KEY_METRICS = {"exact_match": "EM", "token_f1": "F1", "rouge_l": "RL", "accuracy": "acc",
+               "judge.win_rate": "win", "forgetting.ppl_increase": "ppl+"}
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 def _compare_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
@@ -31,7 +33,8 @@ def _compare_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, list[Any]]
 def register(app: typer.Typer) -> None:
     @app.command("runs")
     def runs_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-        """List runs with status, method, key metrics and gate verdict."""
+        """List runs with status, method, losses, key metrics (EM exact match, F1 token F1, RL ROUGE-L,
+        acc accuracy, win judge win-rate, ppl+ general-text perplexity change) and gate verdict."""
         from rich.table import Table
 
         from tunewise.eval.runs import list_runs, summarize_run
@@ -45,13 +48,14 @@ def register(app: typer.Typer) -> None:
             return
         shown = [k for k in KEY_METRICS if any(k in s["metrics"] for s in summaries)]
         table = Table()
-        for column in ["run", "state", "method", "step", "train loss", "val loss", *shown, "gate"]:
+        table.add_column("run", overflow="fold")
+        for column in ["state", "method", "step", "loss", "val", *[KEY_METRICS[k] for k in shown], "gate"]:
             table.add_column(column)
         for s in summaries:
-            state = s["state"] + (f" ({s['reason']})" if s.get("reason") else "")
+            state = s["state"] + (f":{s['reason']}" if s.get("reason") else "")
             step = f"{_fmt(s['step'])}/{_fmt(s['total_steps'])}"
-            table.add_row(s["name"], state, _fmt(s["method"]), step, _fmt(s["train_loss"]), _fmt(s["val_loss"]),
-                          *[_fmt(s["metrics"].get(k)) for k in shown], _fmt(s["gate"]))
+            table.add_row(s["name"], state, _fmt(s["method"]), step, _fmt(s["train_loss"], 3), _fmt(s["val_loss"], 3),
+                          *[_fmt(s["metrics"].get(k), 3) for k in shown], _fmt(s["gate"]))
         console.print(table)
 
     @app.command("compare")

@@ -106,7 +106,8 @@ def compare_ability(base: dict[str, float | None], tuned: dict[str, float | None
         )
     if result.qa_accuracy_drop is not None and result.qa_accuracy_drop > 0.1:
         result.flagged = True
-        result.notes.append(f"general-question accuracy fell by {result.qa_accuracy_drop:.0%} points")
+        result.notes.append(f"general-question accuracy fell by {100 * result.qa_accuracy_drop:.0f} points "
+                            f"({result.qa_accuracy_base:.0%} -> {result.qa_accuracy_tuned:.0%})")
     return result
 
 
