@@ -50,3 +50,16 @@ def test_unknown_run_and_bad_override_are_one_line_errors(lora_run, capsys):
     assert code == 2 and "run 'no-such-run' not found" in err and "Traceback" not in err
     code, _, err = _run(["eval", "cli-c", "--set", "gate.exact_match=high"], capsys)
     assert code == 2 and "eval.gate" in err and "Traceback" not in err
+
+
+def test_set_overrides_keep_dotted_gate_keys_whole(tmp_path):
+    import yaml
+
+    from tunewise.cli.eval import _spec_with_overrides
+    from tunewise.eval.spec import eval_spec_of
+
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({"eval": {"gate": {"exact_match": ">= 0.8"}}}))
+    spec = _spec_with_overrides(tmp_path, ["gate.forgetting.ppl_increase=<= 10%", "eval.max_new_tokens=16"])
+    espec = eval_spec_of(spec)
+    assert espec.gate == {"exact_match": ">= 0.8", "forgetting.ppl_increase": "<= 10%"}
+    assert espec.max_new_tokens == 16
