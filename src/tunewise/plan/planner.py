@@ -205,7 +205,7 @@ def _gpu_counts(per_node: int):
         n += per_node if n < 16 * per_node else 8 * per_node
 
 
-def _smallest_fit(shape, base, memory, checkpointing, device: Device) -> tuple[int | None, MemoryEstimate | None]:
+def smallest_fit(shape, base, memory, checkpointing, device: Device) -> tuple[int | None, MemoryEstimate | None]:
     counts = [1] if device.is_cpu else _gpu_counts(device.gpus_per_node)
     for n in counts:
         est = _fit_on(shape, base, n, memory, checkpointing)
@@ -253,7 +253,7 @@ def _evaluate(mode: str, shape: ModelShape, req: PlanRequest, device: Device, me
     chosen = None
     for policy in _policies(mode, req):
         setup = replace(base, mode=mode, policy=policy or "full")
-        needed, est = _smallest_fit(shape, setup, memory, req.gradient_checkpointing, device)
+        needed, est = smallest_fit(shape, setup, memory, req.gradient_checkpointing, device)
         chosen = (policy, setup, needed, est)
         if needed is not None and needed <= available:
             break
