@@ -46,6 +46,8 @@ ROWS = [
      "10-12 GB", "A"),
     (7e9, "qlora", "r=16 all-linear, no ckpt", {}, "12-20 GB", "E"),
     (7e9, "dpo", "full policy + reference copy, pure bf16, ckpt", dict(gradient_checkpointing=True), "60-80 GB", "A"),
+    (7e9, "dpo", "LoRA policy, reference = base with adapter disabled, ckpt",
+     dict(policy="lora", gradient_checkpointing=True), "(no figure)", "-"),
     (7e9, "ppo", "full policy, reference, reward, value, pure bf16, ckpt", dict(gradient_checkpointing=True),
      "150-200 GB", "A"),
     (13e9, "full", "bf16 weights, fp32 grads + moments, fused AdamW, ckpt",
@@ -55,7 +57,8 @@ ROWS = [
     (70e9, "full", "bf16 weights, fp32 grads + moments, fused AdamW, ckpt",
      dict(precision=BF16_FP32_OPTIMIZER, optimizer="adamw_fused", gradient_checkpointing=True), "~960 GB", "D"),
     (70e9, "lora", "r=16 all-linear, ckpt", dict(gradient_checkpointing=True), "~160 GB", "D"),
-    (70e9, "qlora", "r=16 all-linear, ckpt", dict(gradient_checkpointing=True), "35-48 GB; ~80 GB; 60-100 GB", "D; D; E"),
+    (70e9, "qlora", "r=16 all-linear, ckpt", dict(gradient_checkpointing=True),
+     "~35 GB base + adapter; 65B fits one 48 GB GPU; ~80 GB; 60-100 GB", "D; A; D; E"),
     (70e9, "qlora", "r=16 all-linear, no ckpt", {}, "60-100 GB", "E"),
 ]
 
@@ -105,6 +108,34 @@ def gpu_counts() -> list[dict]:
     return out
 
 
+def activation_rows() -> list[dict]:
+    """Bytes one 7B layer keeps per token, by mode (bf16 on CUDA; QLoRA's stream is fp32)."""
+    from tunewise.plan import activations as act
+
+    shape = shape_from_params(7e9)
+    every = frozenset(m.name for m in shape.linear_modules())
+    cases = [
+        ("full fine-tuning", dict(act_bytes=2, trained_linears=True, trained_norms=True)),
+        ("LoRA r=16 all-linear, dropout 0.05", dict(act_bytes=2, lora_targets=every, lora_r=16, lora_dropout=True)),
+        ("LoRA r=16 all-linear, dropout 0", dict(act_bytes=2, lora_targets=every, lora_r=16)),
+        ("LoRA r=16 q,v, dropout 0.05", dict(act_bytes=2, lora_targets=frozenset(QV), lora_r=16, lora_dropout=True)),
+        ("QLoRA r=16 all-linear, dropout 0.05 (fp32 stream)",
+         dict(act_bytes=4, lora_targets=every, lora_r=16, lora_dropout=True)),
+        ("any mode with gradient checkpointing (layer input only)", None),
+    ]
+    out = []
+    for label, kw in cases:
+        if kw is None:
+            per_layer = shape.hidden_size * 2
+        else:
+            setup = act.ActivationSetup(device="cuda", trained_linears=kw.pop("trained_linears", False),
+                                        trained_norms=kw.pop("trained_norms", False), **kw)
+            per_layer = act.layer_bytes_per_token(shape, setup)
+        out.append({"case": label, "kb_per_layer_token": per_layer / 1e3,
+                    "gb_at_2048": per_layer * shape.num_layers * SEQ_LEN / GB})
+    return out
+
+
 def markdown() -> str:
     lines = [
         BEGIN,
@@ -120,6 +151,15 @@ def markdown() -> str:
             f"| {row['size'] / 1e9:.0f}B | {row['mode']} | {row['setup']} | {row['peak_gb']:.1f} | "
             f"{row['weights_gb']:.1f} | {row['activations_gb']:.1f} | {row['published']} | {row['sources']} |"
         )
+    lines += [
+        "",
+        "Activations a 7B layer keeps per token (the term that separates the articles' figures most):",
+        "",
+        "| case | KB per layer and token | GB for 32 layers x 2048 tokens |",
+        "| --- | ---: | ---: |",
+    ]
+    for row in activation_rows():
+        lines.append(f"| {row['case']} | {row['kb_per_layer_token']:.1f} | {row['gb_at_2048']:.1f} |")
     lines += [
         "",
         "A100 80GB GPUs needed, as `tunewise plan` searches them (ZeRO-2, then ZeRO-3/FSDP; gradient checkpointing "
