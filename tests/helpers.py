@@ -30,4 +30,7 @@ def tiny_spec(model_dir: Path, data: Path, method: str = "lora", **train) -> dic
         "data": {"train": str(data), "max_length": 128, "val_fraction": 0.1},
         "train": {"max_steps": 3, "micro_batch_size": 4, "seed": 1, "precision": "fp32", "device": "cpu", **train},
         "checkpoint": {"every_steps": 2, "keep_best": 1, "keep_last": 1},
+        # Evaluation and tracking have their own tests; most training tests skip them for speed.
+        "eval": {"enabled": False},
+        "tracking": {"enabled": False},
     }

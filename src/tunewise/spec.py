@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tunewise.errors import SpecError
+from tunewise.eval.spec import EvalSpec
+from tunewise.tracking import TrackingSpec
 
 BUNDLED_MODEL = "smollm2-135m-instruct"
 FORMAT_NAMES = ("alpaca", "chat", "sharegpt", "completion", "text", "preference")
@@ -99,6 +101,8 @@ class JobSpec(_Strict):
     data: DataSpec
     train: TrainSpec = Field(default_factory=TrainSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
 
     @field_validator("method", mode="before")
     @classmethod

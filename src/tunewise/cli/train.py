@@ -33,6 +33,9 @@ def train(
 
     spec = load_spec(spec_file, overrides or [])
     result = run_training_job(spec, spec_path=spec_file, restart=restart)
+    if result.state == "failed":
+        console.print(f"[red]failed[/]: {result.run_dir} trained {result.steps} steps but did not pass its gate")
+        raise typer.Exit(1)
     console.print(f"[green]done[/]: {result.run_dir} ({result.steps} steps)")
 
 

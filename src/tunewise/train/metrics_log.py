@@ -7,13 +7,36 @@ import os
 import resource
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Observers of a run's metrics file (experiment tracking), keyed by the file's resolved path, so
+# every writer of that file (the SFT loop, the alignment trainers) feeds them without knowing them.
+_SUBSCRIBERS: dict[Path, list[Callable[[dict[str, Any]], None]]] = {}
+
+
+def subscribe(path: Path, callback: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """Call `callback(record)` after each row appended to `path`; returns the unsubscribe function."""
+    key = Path(path).resolve()
+    _SUBSCRIBERS.setdefault(key, []).append(callback)
+    return lambda: _SUBSCRIBERS.get(key, []).remove(callback) if callback in _SUBSCRIBERS.get(key, []) else None
 
 
 class MetricsLog:
     def __init__(self, path: Path):
         self.path = path
+        self._warned = False
+
+    def _notify(self, record: dict[str, Any]) -> None:
+        for callback in list(_SUBSCRIBERS.get(self.path.resolve(), [])):
+            try:
+                callback(record)
+            except Exception as err:  # a tracking outage must not stop training; the file has the data
+                if not self._warned:
+                    warnings.warn(f"metrics observer failed ({type(err).__name__}: {err}); training goes on")
+                    self._warned = True
 
     def append(self, record: dict[str, Any]) -> None:
         record = {**record, "time": round(time.time(), 3)}
@@ -21,6 +44,7 @@ class MetricsLog:
             fh.write(json.dumps(record) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
+        self._notify(record)
 
     def read(self) -> list[dict[str, Any]]:
         if not self.path.is_file():

@@ -93,25 +93,82 @@ def seed_everything(seed: int) -> None:
 
 
 def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, restart: bool = False) -> RunResult:
-    """Plan, prepare data, train (resuming if possible), write the artifact."""
+    """Train (resuming if possible), write the artifact, then evaluate and apply the gate.
+
+    A run whose gate fails ends in state "failed": it trained, but it is not fit to promote.
+    """
     run_dir, done = prepare_run_dir(spec, spec_path, restart)
     if done:
         console.print(f"run [bold]{run_dir.name}[/] is already complete: {run_dir}")
         return RunResult(run_dir, "completed", read_status(run_dir).get("step", 0), already_done=True)
     write_status(run_dir, state="running", method=spec.method.name, base_model=spec.base_model,
-                 started_at=read_status(run_dir).get("started_at", time.time()), pid=os.getpid())
+                 started_at=read_status(run_dir).get("started_at", time.time()), pid=os.getpid(), reason=None)
+    spec = resolved_spec(spec)
+    tracking = _Tracking(run_dir, spec)
     try:
-        from tunewise.methods import get_method
-        from tunewise.train.session import TrainingSession
-
-        method = get_method(spec.method.name)
-        if method.trainer is not None:
-            result = method.trainer(resolved_spec(spec), run_dir)
-        else:
-            result = TrainingSession(resolved_spec(spec), run_dir).run()
+        result = _train(spec, run_dir)
+        write_status(run_dir, state="completed", step=result.steps, finished_at=time.time())
+        if spec.eval.enabled:
+            result.state = _evaluate(run_dir, spec, tracking)
     except BaseException as err:
         write_status(run_dir, state="failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__,
                      finished_at=time.time())
+        tracking.close("failed")
         raise
-    write_status(run_dir, state="completed", step=result.steps, finished_at=time.time())
+    tracking.close(result.state)
     return result
+
+
+def _train(spec: JobSpec, run_dir: Path) -> RunResult:
+    from tunewise.methods import get_method
+    from tunewise.train.session import TrainingSession
+
+    method = get_method(spec.method.name)
+    if method.trainer is not None:
+        return method.trainer(spec, run_dir)
+    return TrainingSession(spec, run_dir).run()
+
+
+def _evaluate(run_dir: Path, spec: JobSpec, tracking: _Tracking) -> str:
+    """Evaluate the artifact, apply the gate, store both; returns the run's final state."""
+    from tunewise.eval import evaluate_run, run_gate, write_results
+
+    console.rule("[bold]evaluation")
+    report = evaluate_run(run_dir, spec)
+    verdict = run_gate(report, spec.eval)
+    write_results(run_dir, report, verdict)
+    tracking.log_eval(report, verdict)
+    for name, value in sorted(report.flat_metrics().items()):
+        if not name.startswith(("spectrum.", "judge.ci")):
+            console.print(f"  {name:32} {value:.4g}" if isinstance(value, float) else f"  {name:32} {value}")
+    colour = "green" if verdict.passed else "red"
+    console.print(f"[{colour}]gate[/] {verdict.summary()}")
+    return "completed" if verdict.passed else "failed"
+
+
+class _Tracking:
+    """MLflow tracking for one run: per-step metrics as they are written, eval, artifacts, status."""
+
+    def __init__(self, run_dir: Path, spec: JobSpec):
+        from tunewise import tracking
+        from tunewise.train.metrics_log import subscribe
+
+        self._tracking = tracking
+        self.handle = tracking.start_run(run_dir, spec) if spec.tracking.enabled else None
+        self._unsubscribe = (
+            subscribe(run_dir / "metrics.jsonl", lambda row: tracking.log_metrics(self.handle, row, row["step"]))
+            if self.handle is not None else (lambda: None)
+        )
+
+    def log_eval(self, report: Any, verdict: Any) -> None:
+        if self.handle is not None:
+            self._tracking.log_eval(self.handle, report, verdict)
+
+    def close(self, state: str) -> None:
+        self._unsubscribe()
+        if self.handle is None:
+            return
+        try:
+            self._tracking.log_artifacts(self.handle)
+        finally:
+            self._tracking.end_run(self.handle, state)
