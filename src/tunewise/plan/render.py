@@ -129,8 +129,9 @@ def render_measurements(results: list[Measurement], console: Console, saved_to: 
 
     table = Table(title=f"Estimate against measurement on this machine ({results[0].device if results else ''})",
                   title_justify="left")
-    for col in ("mode", "est. peak GiB", "measured GiB", "error", "est. tokens/s", "measured tokens/s", "note"):
-        table.add_column(col, justify="left" if col in ("mode", "note") else "right")
+    for col in ("mode", "est. peak GiB", "measured GiB", "error", "est. tokens/s", "measured tokens/s"):
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    table.add_column("note", overflow="fold")
     for r in results:
         err = "-" if r.relative_error is None else f"{r.relative_error:+.1%}"
         measured = "-" if r.measured_peak_bytes is None else f"{r.measured_peak_bytes / GIB:.3f}"

@@ -29,3 +29,23 @@ def test_damaged_calibration_file_is_ignored(workspace):
     workspace.mkdir(parents=True, exist_ok=True)
     (workspace / "calibration.json").write_text("{not json")
     assert calibration.load_entries() == []
+
+
+def test_cli_measure_prints_the_comparison_and_saves(monkeypatch, capsys, workspace):
+    import pytest
+
+    from tunewise.cli import main
+    from tunewise.plan import measure
+
+    canned = [Measurement("full", "cpu", 64, 1, 1_000_000_000, 950_000_000, 50.0, 40.0),
+              Measurement("qlora", "cpu", 64, 1, 600_000_000, None, 10.0, None, error="qlora: measurement failed")]
+    monkeypatch.setattr(measure, "measure_modes", lambda *a, **k: canned)
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", "--gpu", "cpu", "--tokens", "10000", "--seq-len", "64", "--micro-batch", "1",
+              "--measure", "--save"])
+    assert exc.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # rich wraps at the terminal's width
+    assert "Estimate against measurement" in out and "+5.3%" in out and "failed" in out
+    assert "saved to" in out and "later plans on this machine use it" in out
+    assert calibration.find("smollm2-135m-instruct", calibration.device_key("cpu"), "full").tokens_per_s == 40.0
+    assert "measured 40.0 tokens/s" in out  # the plan printed after measuring already uses it
