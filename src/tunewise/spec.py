@@ -74,6 +74,9 @@ class TrainSpec(_Strict):
         "auto", description="auto: bf16 on CUDA where supported, fp32 on CPU."
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where to train.")
+    memory_limit_gb: float | None = Field(
+        None, gt=0, description="Plan against this much memory instead of all the device has free (leave room)."
+    )
 
 
 class CheckpointSpec(_Strict):

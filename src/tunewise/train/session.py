@@ -107,6 +107,41 @@ class TrainingSession:
         os.replace(tmp, target)
         return target
 
+    def fit_batch_to_memory(self, base_dir: Path) -> tuple[int, int]:
+        """Plan before loading anything onto the device: refuse a job that cannot fit, and shrink the
+        micro-batch (raising gradient accumulation, same effective batch) when the asked one does not.
+
+        The decision is stored in the run directory so a resumed run batches its data the same way.
+        """
+        from tunewise.errors import TunewiseError
+        from tunewise.plan import check_fit
+
+        stored = self.run_dir / "batch_plan.json"
+        if stored.is_file():
+            saved = json.loads(stored.read_text())
+            return saved["micro_batch_size"], saved["gradient_accumulation"]
+        asked_micro, asked_accum = self.spec.train.micro_batch_size, self.spec.train.gradient_accumulation
+        fit = check_fit(base_dir, self.method.name, self.method_cfg, seq_len=self.spec.data.max_length,
+                        micro_batch=asked_micro, gradient_checkpointing=self.spec.train.gradient_checkpointing,
+                        device=self.policy.device, dtype_bytes=self.policy.dtype.itemsize,
+                        available_bytes=int(limit * 2**30) if (limit := self.spec.train.memory_limit_gb) else None)
+        micro, accum = asked_micro, asked_accum
+        if not fit.fits:
+            if fit.max_micro_batch < 1:
+                raise TunewiseError(fit.message, hint="modes that would fit: " + (", ".join(fit.modes_that_fit) or "none"))
+            effective = asked_micro * asked_accum
+            micro = max(m for m in range(1, fit.max_micro_batch + 1) if effective % m == 0)
+            accum = effective // micro
+            console.print(f"[yellow]memory:[/] micro-batch {asked_micro} does not fit "
+                          f"({fit.peak_bytes / 2**30:.1f} GiB needed, {fit.available_bytes / 2**30:.1f} GiB free); "
+                          f"using micro-batch {micro} x accumulation {accum} (effective batch {effective} kept)")
+        else:
+            console.print(f"memory: planned peak {fit.peak_bytes / 2**30:.2f} GiB of "
+                          f"{fit.available_bytes / 2**30:.1f} GiB free on {self.policy.device}")
+        stored.write_text(json.dumps({"micro_batch_size": micro, "gradient_accumulation": accum,
+                                      "planned_peak_bytes": fit.peak_bytes, "available_bytes": fit.available_bytes}))
+        return micro, accum
+
     # -- the whole session ------------------------------------------------------------------------
 
     def run(self) -> Any:
@@ -122,12 +157,13 @@ class TrainingSession:
         base_dir = resolve_base_model(spec.base_model)
         tokenizer = load_tokenizer(base_dir)
         prepared = self.prepare_data(tokenizer)
+        micro_batch, accumulation = self.fit_batch_to_memory(base_dir)
         packed = spec.data.packing and not self.method.prepends_virtual_tokens
-        plan_args = dict(micro_batch_size=spec.train.micro_batch_size, max_length=spec.data.max_length,
+        plan_args = dict(micro_batch_size=micro_batch, max_length=spec.data.max_length,
                          packed=packed, seed=spec.train.seed, pad_id=tokenizer.pad_token_id)
         plan = BatchPlan(prepared.train, **plan_args)
         val_plan = BatchPlan(prepared.validation, **plan_args) if prepared.validation else None
-        total = total_steps_for(plan, spec.train.epochs, spec.train.gradient_accumulation, spec.train.max_steps)
+        total = total_steps_for(plan, spec.train.epochs, accumulation, spec.train.max_steps)
         model = self.build_model(base_dir)
         optimizer, scheduler = self.optimizer_and_scheduler(model, total)
         manager = CheckpointManager.from_spec(spec.checkpoint, self.run_dir)
@@ -140,7 +176,7 @@ class TrainingSession:
             console.print(f"[green]resuming[/] from checkpoint at step {state.step} of {total}")
         state = state or LoopState()
         write_status(self.run_dir, total_steps=total, step=state.step)
-        cfg = LoopConfig(total_steps=total, gradient_accumulation=spec.train.gradient_accumulation,
+        cfg = LoopConfig(total_steps=total, gradient_accumulation=accumulation,
                          max_grad_norm=spec.train.max_grad_norm, eval_every_steps=spec.train.eval_every_steps,
                          device=self.policy.device, head_only_on_labels=not self.method.prepends_virtual_tokens,
                          staging_dir=self.run_dir / ".staging")
