@@ -24,7 +24,8 @@ _EXPORTS = {
     "run_diagnosis": "diagnose",
     "Diagnosis": "diagnose",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = ["Diagnosis", "FitDecision", "Measurement", "PlanRefused", "PlanReport", "PlanRequest",
+           "check_fit", "measure_modes", "plan", "run_diagnosis"]
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tunewise.plan.qa import Passage, Question, exact_match, is_correct, load_passages, load_questions, token_f1
+from tunewise.plan.qa import (
+    Passage,
+    Question,
+    exact_match,
+    is_correct,
+    load_passages,
+    load_questions,
+    token_f1,
+)
 
 Need = Literal["knowledge", "behaviour"]
 Changes = Literal["static", "monthly", "weekly", "daily"]
@@ -160,7 +168,7 @@ def decide(rows: list[dict[str, Any]], scores: dict[str, ConditionScore], *, nee
     by_retrieval = [r for r in missed if r["retrieved_correct"]]
     by_gold = [r for r in missed if r["gold_correct"]]
     fixed = [r for r in missed if r["retrieved_correct"] or r["gold_correct"]]
-    pct = lambda name: f"{scores[name].accuracy:.0%}" if name in scores else "n/a"  # noqa: E731
+    pct = lambda name: f"{scores[name].accuracy:.0%}" if name in scores else "n/a"
     reasons = [f"accuracy closed-book {pct('closed_book')}, with the top {top_k} BM25 passages "
                f"{pct('retrieved')}, with the gold passage {pct('gold')}"]
     frequent = changes in ("weekly", "daily")

@@ -6,9 +6,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tunewise.plan.architecture import ModelShape, shape_from_config, shape_from_model_dir
+from tunewise.plan.architecture import (
+    ModelShape,
+    shape_from_config,
+    shape_from_model_dir,
+)
 from tunewise.plan.hardware import GIB, load_catalog
-from tunewise.plan.memory import PRECISIONS, LoraSetup, Precision, TrainSetup, estimate_memory
+from tunewise.plan.memory import (
+    PRECISIONS,
+    LoraSetup,
+    Precision,
+    TrainSetup,
+    estimate_memory,
+)
 
 MAX_MICRO_BATCH = 4096
 SFT_MODES = ("full", "lora", "qlora", "dora")
@@ -143,7 +153,7 @@ def _checkpointed_peak(shape: ModelShape, setup: TrainSetup) -> int | None:
 
 
 def _message(fits, peak, available, method, setup, max_mb, others, breakdown, ckpt_peak) -> str:
-    gib = lambda b: f"{b / GIB:.2f} GiB"  # noqa: E731
+    gib = lambda b: f"{b / GIB:.2f} GiB"
     where = f"{method}, seq {setup.seq_len} x micro-batch {setup.micro_batch} on {setup.device}"
     if fits:
         return f"fits: estimated peak {gib(peak)} of {gib(available)} available ({where})"

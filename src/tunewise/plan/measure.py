@@ -89,7 +89,7 @@ def _run_worker(args: dict, timeout_s: float) -> dict:
         env.update(_MALLOC_ENV)
     cmd = [sys.executable, "-m", "tunewise.plan._measure_worker", json.dumps(args)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         raise MeasureError(f"{args['mode']}: measurement ran past {timeout_s:.0f} s") from None
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]

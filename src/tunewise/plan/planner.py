@@ -11,10 +11,28 @@ from typing import Any
 
 from tunewise.errors import TunewiseError
 from tunewise.plan import calibration, costs
-from tunewise.plan.architecture import ModelShape, shape_from_model_dir, shape_from_params
+from tunewise.plan.architecture import (
+    ModelShape,
+    shape_from_model_dir,
+    shape_from_params,
+)
 from tunewise.plan.dataset import DatasetSize, from_numbers, measure_file
-from tunewise.plan.hardware import GIB, Catalog, Device, load_catalog, this_machine_memory_bytes
-from tunewise.plan.memory import MODES, PRECISIONS, LoraSetup, MemoryEstimate, TrainSetup, adapter_params, estimate_memory
+from tunewise.plan.hardware import (
+    GIB,
+    Catalog,
+    Device,
+    load_catalog,
+    this_machine_memory_bytes,
+)
+from tunewise.plan.memory import (
+    MODES,
+    PRECISIONS,
+    LoraSetup,
+    MemoryEstimate,
+    TrainSetup,
+    adapter_params,
+    estimate_memory,
+)
 from tunewise.plan.recommend import Recommendation, recommend
 from tunewise.plan.request import PlanRequest
 from tunewise.plan.throughput import flops_per_token, tokens_per_second
@@ -355,7 +373,7 @@ def _assumptions(req: PlanRequest, shape: ModelShape, device: Device, base: Trai
                    "--heads --kv-heads to replace any of it")
     out.append(f"precision {base.precision.name}: weights {base.precision.weight_bytes} B, gradients "
                f"{base.precision.grad_bytes} B, each AdamW moment {base.precision.state_bytes} B per parameter"
-               + (f", fp32 master copy" if base.precision.master_bytes else "")
+               + (", fp32 master copy" if base.precision.master_bytes else "")
                + "; LoRA adapters and their states in fp32 (peft's default)")
     out.append("attention: a memory-efficient SDPA kernel (no seq x seq matrix kept); data packed, no padding")
     if device.is_cpu:

@@ -6,7 +6,11 @@ import json
 
 import pytest
 
-from tunewise.plan.architecture import shape_from_config, shape_from_model_dir, shape_from_params
+from tunewise.plan.architecture import (
+    shape_from_config,
+    shape_from_model_dir,
+    shape_from_params,
+)
 
 
 def _numel(model) -> int:

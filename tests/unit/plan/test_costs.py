@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from tunewise.plan.architecture import shape_from_params
-from tunewise.plan.costs import artifact_sizes, checkpoint_storage, cloud_vs_owned, serving_storage, spot_offer
+from tunewise.plan.costs import (
+    artifact_sizes,
+    checkpoint_storage,
+    cloud_vs_owned,
+    serving_storage,
+    spot_offer,
+)
 from tunewise.plan.hardware import load_catalog
 
 

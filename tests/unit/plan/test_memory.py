@@ -8,7 +8,13 @@ import pytest
 
 from tunewise.plan import activations as act
 from tunewise.plan.architecture import shape_from_config, shape_from_params
-from tunewise.plan.memory import PRECISIONS, LoraSetup, TrainSetup, adapter_params, estimate_memory
+from tunewise.plan.memory import (
+    PRECISIONS,
+    LoraSetup,
+    TrainSetup,
+    adapter_params,
+    estimate_memory,
+)
 
 SEQ, BATCH = 32, 2
 
