@@ -46,7 +46,7 @@ def main() -> int:
 
     started = time.monotonic()
     data_dir = home() / "demo"
-    train_path, test_path = generate(data_dir, seed=7, train=200, test=40)
+    train_path, test_path = generate(data_dir, seed=7, train=120, test=40)
     console.rule("[bold]1. data")
     console.print(f"generated {train_path} and {test_path} (seed 7)")
     base_dir = resolve_base_model("smollm2-135m-instruct")
