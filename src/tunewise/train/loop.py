@@ -20,7 +20,7 @@ import torch
 from tunewise.train.batches import BatchPlan
 from tunewise.train.checkpoint import CheckpointManager, SavePolicy
 from tunewise.train.loss import labelled_loss_sum
-from tunewise.train.metrics_log import MetricsLog, peak_memory_mb
+from tunewise.train.metrics_log import MetricsLog, peak_memory_mb, system_metrics
 from tunewise.train.progress import TrainingProgress
 from tunewise.train.state import LoopState, read_checkpoint, write_checkpoint
 
@@ -129,6 +129,7 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
                 "grad_norm": round(grad_norm, 5),
                 "tokens_per_s": round(tokens_per_s, 1),
                 "peak_memory_mb": round(peak_memory_mb(cfg.device), 1),
+                **system_metrics(cfg.device),
             }
             last = state.step == cfg.total_steps
             saving = last or save_policy.should_save(state.step)

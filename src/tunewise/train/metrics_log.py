@@ -73,3 +73,20 @@ def peak_memory_mb(device: str) -> float:
         return torch.cuda.max_memory_allocated() / 2**20
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024 if sys.platform != "darwin" else rss / 2**20
+
+
+def system_metrics(device: str) -> dict[str, float]:
+    """Machine load alongside each step (MLflow shows them as the run's system metrics)."""
+    import psutil
+
+    out = {
+        "system/cpu_percent": psutil.cpu_percent(interval=None),
+        "system/rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+        "system/ram_available_mb": round(psutil.virtual_memory().available / 2**20, 1),
+    }
+    if device == "cuda":
+        import torch
+
+        free, total = torch.cuda.mem_get_info()
+        out["system/gpu_memory_used_mb"] = round((total - free) / 2**20, 1)
+    return out
