@@ -129,11 +129,17 @@ def unpair(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+HELD_OUT_FILES = ("validation.jsonl", "prompts.jsonl")
+
+
 def write_data_files(run_dir: Path, data: AlignData) -> None:
-    """data_report.json and data/validation.jsonl (the held-out rows win-rate draws its prompts from)."""
+    """data_report.json and the held-out rows win-rate draws its prompts from: data/validation.jsonl
+    for preference rows (the eval stage scores them too), data/prompts.jsonl for prompts only
+    (PPO, GRPO: there is no reference answer to score)."""
     (run_dir / "data_report.json").write_text(json.dumps(data.report.to_dict(), indent=2, default=str))
     folder = run_dir / "data"
     folder.mkdir(exist_ok=True)
-    with (folder / "validation.jsonl").open("w", encoding="utf-8") as fh:
+    name = HELD_OUT_FILES[1] if data.shape == "prompts" else HELD_OUT_FILES[0]
+    with (folder / name).open("w", encoding="utf-8") as fh:
         for row in data.validation:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")

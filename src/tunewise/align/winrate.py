@@ -83,13 +83,14 @@ def win_rate(prompts: list[list[dict[str, str]]], policy_answers: list[str], ref
 
 
 def held_out_prompts(run_dir: Path, limit: int | None = None) -> list[list[dict[str, str]]]:
-    """The prompts of the run's validation split (`<run>/data/validation.jsonl`)."""
-    from tunewise.align.data import prompt_of
+    """The prompts of the run's held-out split (`<run>/data/validation.jsonl`, or `prompts.jsonl` for RL runs)."""
+    from tunewise.align.data import HELD_OUT_FILES, prompt_of
     from tunewise.errors import DataError
 
-    path = run_dir / "data" / "validation.jsonl"
-    if not path.is_file():
-        raise DataError(f"{run_dir}: no held-out rows ({path} is missing)", hint="pass --prompts FILE")
+    found = [run_dir / "data" / name for name in HELD_OUT_FILES if (run_dir / "data" / name).is_file()]
+    if not found:
+        raise DataError(f"{run_dir}: no held-out rows (no data/validation.jsonl)", hint="pass --prompts FILE")
+    path = found[0]
     prompts = [p for p in (prompt_of(json.loads(line)) for line in path.read_text().splitlines() if line.strip()) if p]
     if not prompts:
         raise DataError(f"{path}: the validation split is empty", hint="set data.val_fraction above 0, or pass --prompts FILE")

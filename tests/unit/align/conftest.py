@@ -12,7 +12,8 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "align"
 
 def align_spec(model_dir: Path, data: Path, method: str, *, steps: int = 2, name: str | None = None,
                train: dict | None = None, **options) -> dict:
-    """A job spec for `method` on the tiny model: CPU, fp32, a couple of steps, checkpoint at the end."""
+    """A job spec for `method` on the tiny model: CPU, fp32, a couple of steps, checkpoint at the end,
+    no evaluation stage or tracking afterwards."""
     return {
         "name": name or f"t-{method}",
         "base_model": str(model_dir),
@@ -21,6 +22,9 @@ def align_spec(model_dir: Path, data: Path, method: str, *, steps: int = 2, name
         "train": {"max_steps": steps, "micro_batch_size": 2, "seed": 1, "precision": "fp32", "device": "cpu",
                   "learning_rate": 5e-4, **(train or {})},
         "checkpoint": {"every_steps": 2, "keep_best": 1, "keep_last": 1},
+        # The eval stage and MLflow tracking after training have their own tests; these test training.
+        "eval": {"enabled": False},
+        "tracking": {"enabled": False},
     }
 
 
