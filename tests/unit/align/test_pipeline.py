@@ -42,6 +42,7 @@ def test_sft_then_dpo_runs_as_one_job_from_a_yaml_file(tiny_model_dir, tmp_path)
         "data": {"train": "chat.jsonl", "max_length": 96, "val_fraction": 0.2},  # relative to the spec file
         "train": {"max_steps": 2, "micro_batch_size": 2, "seed": 1, "precision": "fp32", "device": "cpu"},
         "checkpoint": {"every_steps": 2},
+        "eval": {"enabled": False}, "tracking": {"enabled": False},
         "stages": [{"method": {"name": "lora", "r": 4}},
                    {"method": {"name": "dpo", "lora": {"r": 4}}, "data": {"train": "prefs.jsonl"}}],
     }))
