@@ -146,17 +146,14 @@ def test_report_to_dict_is_json_ready(tmp_path, tokenizer):
     assert payload["masking"] == "incremental" and payload["too_long"] == {"count": 0, "max_length": 512, "action": "drop"}
 
 
-def test_validation_throughput(tmp_path):
-    """Validation + exact/near dedup of 20k chat rows runs at thousands of rows per second."""
-    import time
-
-    rows = [chat_row(f"Question {i} about item {i * 31 % 977} in set {i % 13}?", f"The answer for {i} is {i * 7 % 101}, because it is.") for i in range(20_000)]
+def test_validation_of_many_rows_counts_every_row(tmp_path):
+    """Validation + exact/near dedup over 5k rows accounts for every row (speed is measured in bench/)."""
+    rows = [chat_row(f"Question {i} about item {i * 31 % 977} in set {i % 13}?", f"The answer for {i} is {i * 7 % 101}, because it is.") for i in range(5_000)]
     path = write_jsonl(tmp_path / "big.jsonl", rows)
-    start = time.process_time()
     report = validate_file(path)
-    rows_per_s = 20_000 / (time.process_time() - start)
-    assert report.rows_read == 20_000
-    assert rows_per_s > 1000, f"{rows_per_s:.0f} rows/s"
+    assert report.rows_read == 5_000
+    assert not report.errors
+    assert report.rows_kept + len(report.exact_duplicates) + len(report.near_duplicates) + len(report.dropped) == 5_000
 
 
 def test_validation_records_are_the_normalized_held_out_rows(tmp_path, tokenizer):
