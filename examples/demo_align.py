@@ -26,12 +26,11 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-
 console = Console()
 
 SUBJECTS = [
@@ -57,7 +56,10 @@ def make_questions(seed: int = 7) -> tuple[list[str], list[str]]:
     rng = random.Random(seed)
     subjects = SUBJECTS[:]
     rng.shuffle(subjects)
-    ask = lambda subject: rng.choice(QUESTIONS).format(s=subject)  # noqa: E731
+
+    def ask(subject: str) -> str:
+        return rng.choice(QUESTIONS).format(s=subject)
+
     return [ask(s) for s in subjects[HELD_OUT:]], [ask(s) for s in subjects[:HELD_OUT]]
 
 

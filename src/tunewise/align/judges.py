@@ -113,8 +113,12 @@ class ModelJudge:
 
     def __init__(self, model: Any, tokenizer: Any, *, template: str = DEFAULT_TEMPLATE, name: str = "model"):
         self.model, self.tokenizer, self.template, self.name = model, tokenizer, template, name
-        encode = lambda text: tokenizer.encode(text, add_special_tokens=False)  # noqa: E731
-        self.letter_ids = {letter: sorted({encode(letter)[0], encode(" " + letter)[0]}) for letter in ("A", "B")}
+
+        def first_id(text: str) -> int:
+            return tokenizer.encode(text, add_special_tokens=False)[0]
+
+        # "A" and " A" are different tokens; either may follow the chat template's assistant header.
+        self.letter_ids = {letter: sorted({first_id(letter), first_id(" " + letter)}) for letter in ("A", "B")}
 
     @classmethod
     def load(cls, name: str, template: str = DEFAULT_TEMPLATE) -> ModelJudge:

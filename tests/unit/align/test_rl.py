@@ -42,7 +42,7 @@ def test_ppo_runs_end_to_end_against_a_reward_model_and_warns_on_kl(tiny_model_d
 
 
 def test_ppo_with_full_weights_resumes_after_a_crash(tiny_model_dir, reward_run, monkeypatch):
-    import tunewise.align.ppo as ppo
+    from tunewise.align import ppo
 
     spec = load_spec(raw=align_spec(tiny_model_dir, FIXTURES / "pairs.jsonl", "ppo", steps=2, name="t-ppo-resume",
                                     reward_model=str(reward_run), adapter="none", max_new_tokens=4, ppo_epochs=1,

@@ -90,7 +90,7 @@ def test_model_judge_reads_its_verdict_from_the_letter_logits(tiny_model_dir):
 class _FakeEndpoint(BaseHTTPRequestHandler):
     seen: list = []
 
-    def do_POST(self):  # noqa: N802 (http.server API)
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         _FakeEndpoint.seen.append((self.path, self.headers.get("Authorization"), body))
         reply = {"choices": [{"message": {"role": "assistant", "content": "**B** is better."}}]}

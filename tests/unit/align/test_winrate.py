@@ -9,7 +9,7 @@ import pytest
 
 from tests.unit.align.conftest import FIXTURES
 from tunewise.align.judges import ScoreJudge
-from tunewise.align.winrate import evaluate_win_rate, win_rate, wilson_interval
+from tunewise.align.winrate import evaluate_win_rate, wilson_interval, win_rate
 
 PROMPT = [{"role": "user", "content": "Describe rain."}]
 
