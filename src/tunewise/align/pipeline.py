@@ -2,7 +2,7 @@
 
 A staged spec is an ordinary job spec plus `stages:`, a list of partial specs run in order. Each
 stage is the top-level spec with the stage's sections merged over it (a stage's `method` replaces
-the top-level one whole; `data`, `train`, `checkpoint` merge key by key). The first stage starts
+the top-level one whole; `data`, `train`, `checkpoint`, `eval`, `tracking` merge key by key). The first stage starts
 from `base_model`; each later stage starts from the previous stage's artifact, merged into full
 weights (`<previous run>/merged`), which is also the reference policy DPO-style methods compare to.
 
@@ -32,8 +32,8 @@ from tunewise.errors import SpecError
 
 console = Console(stderr=True)
 MERGED_DIR = "merged"
-_MERGED_SECTIONS = ("data", "train", "checkpoint")
-_STAGE_KEYS = {"name", "method", "data", "train", "checkpoint"}
+_MERGED_SECTIONS = ("data", "train", "checkpoint", "eval", "tracking")
+_STAGE_KEYS = {"name", "method", *_MERGED_SECTIONS}
 
 
 def read_staged_spec(path: str | Path) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def stage_dicts(raw: dict[str, Any], *, job_name: str) -> list[dict[str, Any]]:
     out = []
     for i, stage in enumerate(stages, start=1):
         if not isinstance(stage, dict):
-            raise SpecError(f"stages[{i - 1}]: expected a mapping (method, data, train, checkpoint), got {stage!r}")
+            raise SpecError(f"stages[{i - 1}]: expected a mapping of {sorted(_STAGE_KEYS)}, got {stage!r}")
         unknown = set(stage) - _STAGE_KEYS
         if unknown:
             raise SpecError(f"stages[{i - 1}]: unknown keys {sorted(unknown)}; a stage may set {sorted(_STAGE_KEYS)}")
