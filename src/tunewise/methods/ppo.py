@@ -134,8 +134,9 @@ def _build_policy(job: Any) -> Any:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     # Dropout would make the sampled and the re-computed log-probs differ before any update.
     disable_dropout_in_model(model)
-    hidden = model.config.get_text_config().hidden_size
-    return PolicyWithValue(model, hidden).to(job.policy.device)
+    wrapped = PolicyWithValue(model, model.config.get_text_config().hidden_size)
+    wrapped.value_head.to(job.policy.device)  # the policy is placed already (a 4-bit one must not be moved)
+    return wrapped
 
 
 def _reference(job: Any, model: Any):
