@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo demo-align test test-fast bench clean
+.PHONY: setup demo demo-align test test-fast clean
 
 setup: $(STAMP)
 
@@ -25,9 +25,6 @@ demo: setup
 
 demo-align: setup
 	$(BIN)/python examples/demo_align.py
-
-bench: setup
-	$(BIN)/python bench/run_all.py --full
 
 test: setup
 	$(BIN)/python -m pytest tests -q
