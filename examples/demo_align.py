@@ -12,7 +12,7 @@ questions on subjects never seen in training, and a rule judges each pair:
 
 A 135M model is too weak to judge answers itself, hence a rule the demo states. The win-rate is
 reported with its 95% Wilson interval; the demo succeeds when the whole interval is above 50%.
-About 5 minutes on 2 CPU cores. `python examples/demo_align.py --restart` trains anew.
+A few minutes on 2 idle CPU cores. `python examples/demo_align.py --restart` trains anew.
 """
 
 from __future__ import annotations
