@@ -101,16 +101,32 @@ class JobSpec(_Strict):
     name: str | None = Field(None, description="Run name; default derived from the spec file and its content.")
     base_model: str = Field(BUNDLED_MODEL, description="Bundled name, local HF model directory or hub id.")
     method: MethodSpec = Field(default_factory=MethodSpec)
-    data: DataSpec
+    data: DataSpec | None = Field(None, description="The training data; required unless every stage names its own.")
     train: TrainSpec = Field(default_factory=TrainSpec)
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    stages: list[dict[str, Any]] | None = Field(
+        None, description="Partial specs run in order as one job (e.g. lora, then dpo on its output); each may set "
+        "name, method, data, train, checkpoint, eval, tracking over the top level. See docs/alignment.md.")
 
     @field_validator("method", mode="before")
     @classmethod
     def _method_shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_stage_data(cls, raw: Any) -> Any:
+        # With stages, a top-level data section without `train` holds options every stage shares
+        # (max_length, ...): it moves into the stages, where each stage's own data completes it.
+        if not isinstance(raw, dict) or not isinstance(raw.get("stages"), list):
+            return raw
+        data = raw.get("data")
+        if not isinstance(data, dict) or "train" in data:
+            return raw
+        stages = [{**s, "data": {**data, **(s.get("data") or {})}} if isinstance(s, dict) else s for s in raw["stages"]]
+        return {**{k: v for k, v in raw.items() if k != "data"}, "stages": stages}
 
     @model_validator(mode="after")
     def _check_method(self) -> JobSpec:
@@ -120,11 +136,30 @@ class JobSpec(_Strict):
         try:
             method.config_class(**self.method.options())
         except ValidationError as err:
-            problems = "; ".join(
-                f"method.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()
-            )
-            raise ValueError(problems) from None
+            raise ValueError("; ".join(problem_lines(err, prefix="method."))) from None
         return self
+
+    @model_validator(mode="after")
+    def _check_data_or_stages(self) -> JobSpec:
+        if self.stages is None:
+            if self.data is None:
+                raise ValueError("data: a job spec needs data.train (the training file), or stages that name their data")
+            return self
+        for i, stage in enumerate(self.stage_specs(job_name=self.name or "job")):
+            try:
+                JobSpec.model_validate(stage)
+            except ValidationError as err:
+                raise ValueError("; ".join(problem_lines(err, prefix=f"stages[{i}]."))) from None
+        return self
+
+    def stage_specs(self, *, job_name: str) -> list[dict[str, Any]]:
+        """One spec mapping per stage: the top level with the stage merged over it (see align.pipeline)."""
+        from tunewise.align.pipeline import stage_dicts
+
+        try:
+            return stage_dicts(self.model_dump(mode="json", exclude_unset=True), job_name=job_name)
+        except SpecError as err:
+            raise ValueError(err.message) from None
 
     def method_config(self) -> Any:
         from tunewise.methods import get_method
@@ -148,12 +183,18 @@ class JobSpec(_Strict):
 # --- loading -------------------------------------------------------------------------------------
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid job spec"]
+def problem_lines(err: ValidationError, *, prefix: str = "") -> list[str]:
+    """`field: problem` per validation error; checks across fields already name their field."""
+    lines = []
     for item in err.errors():
-        field = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {field}: {item['msg']}")
-    return "\n".join(lines)
+        field = ".".join(str(p) for p in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}{field}: {message}" if field else f"{prefix}{message}")
+    return lines
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    return "\n".join([f"{source}: invalid job spec", *(f"  {line}" for line in problem_lines(err))])
 
 
 def _parse_override_value(raw: str) -> Any:
@@ -214,7 +255,7 @@ def load_spec(path: str | Path | None = None, overrides: list[str] | None = None
             raise SpecError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
         if not isinstance(raw, dict):
             raise SpecError(f"{file}: a job spec must be a mapping of sections, got {type(raw).__name__}")
-        raw = _resolve_relative_paths(raw, file.parent)
+        raw = resolve_relative_paths(raw, file.parent)
     data = apply_overrides(dict(raw), overrides or [])
     try:
         spec = JobSpec.model_validate(data)
@@ -229,22 +270,64 @@ class SpecWarning(UserWarning):
     """A value that is allowed but outside the usual range for its method."""
 
 
-def _resolve_relative_paths(raw: dict, base: Path) -> dict:
-    # Data paths in a spec file are relative to the spec file, like includes in most tools.
-    data = raw.get("data")
-    if isinstance(data, dict):
-        for key in ("train", "validation"):
-            value = data.get(key)
-            if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-                candidate = base / value
-                if candidate.exists() or not Path(value).exists():
-                    data[key] = str(candidate)
-        mix = data.get("mix")
-        if isinstance(mix, dict) and isinstance(mix.get("path"), str) and not Path(mix["path"]).is_absolute():
-            candidate = base / mix["path"]
-            if candidate.exists() or not Path(mix["path"]).exists():
-                mix["path"] = str(candidate)
+def resolve_relative_paths(raw: dict, base: Path) -> dict:
+    """Make the file paths of a raw spec mapping relative to `base` (the spec file's folder), in place.
+
+    Data files, the mix file, and the reward model and scoring-function files of PPO and GRPO are
+    taken relative to the spec file, like includes in most tools; so are those inside `stages`.
+    A path that exists only relative to the working directory is left as it is.
+    """
+    _resolve_data_paths(raw.get("data"), base)
+    _resolve_method_paths(raw.get("method"), base)
+    for stage in raw.get("stages") or []:
+        if isinstance(stage, dict):
+            _resolve_data_paths(stage.get("data"), base)
+            _resolve_method_paths(stage.get("method"), base)
     return raw
+
+
+def _spec_relative(value: Any, base: Path, *, must_exist: bool = False) -> Any:
+    """`base / value` for a relative local path that exists there (or, unless must_exist, nowhere else)."""
+    if not isinstance(value, str) or "://" in value or Path(value).is_absolute():
+        return value
+    candidate = base / value
+    if candidate.exists() or (not must_exist and not Path(value).exists()):
+        return str(candidate)
+    return value
+
+
+def _resolve_data_paths(data: Any, base: Path) -> None:
+    if not isinstance(data, dict):
+        return
+    for key in ("train", "validation"):
+        if key in data:
+            data[key] = _spec_relative(data[key], base)
+    mix = data.get("mix")
+    if isinstance(mix, dict) and "path" in mix:
+        mix["path"] = _spec_relative(mix["path"], base)
+
+
+def _resolve_method_paths(method: Any, base: Path) -> None:
+    if not isinstance(method, dict):
+        return
+    if "reward_model" in method:
+        # A run name is looked up in the workspace, so only a folder next to the spec file is taken.
+        method["reward_model"] = _spec_relative(method["reward_model"], base, must_exist=True)
+    functions = method.get("reward_functions")
+    if isinstance(functions, list):
+        method["reward_functions"] = [_score_function_path(f, base) for f in functions]
+
+
+def _score_function_path(name: Any, base: Path) -> Any:
+    # `rules.py:fn` names a file; `package.module:fn` an importable module, which stays as it is.
+    if not isinstance(name, str) or ":" not in name:
+        return name
+    module, _, function = name.rpartition(":")
+    if not module.endswith(".py"):
+        return name
+    return f"{_spec_relative(module, base)}:{function}"
+
+
 
 
 def spec_warnings(spec: JobSpec) -> list[str]:

@@ -83,3 +83,26 @@ def test_missing_and_binary_spec_files(tmp_path):
 def test_shipped_configs_parse(path):
     spec = load_spec(path)
     assert spec.data.train
+
+
+def test_paths_in_a_spec_file_resolve_against_its_folder(tmp_path, monkeypatch):
+    import yaml
+
+    folder = tmp_path / "job"
+    (folder / "reward-run").mkdir(parents=True)
+    (folder / "rules.py").write_text("def short(prompt, answer):\n    return -len(answer)\n")
+    spec_file = folder / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump({
+        "data": {"train": "prompts.jsonl"},
+        "method": {"name": "grpo", "reward_model": "reward-run", "reward_functions": ["rules.py:short", "pkg.rules:f"]},
+        "stages": [{"method": {"name": "ppo", "reward_model": "a-run-name"}, "data": {"train": "more.jsonl"}}],
+    }))
+    monkeypatch.chdir(tmp_path)  # not the spec's folder
+    spec = load_spec(spec_file)
+    options = spec.method.options()
+    assert options["reward_model"] == str(folder / "reward-run")
+    assert options["reward_functions"] == [f"{folder / 'rules.py'}:short", "pkg.rules:f"]  # a module stays a module
+    assert spec.data.train == str(folder / "prompts.jsonl")
+    stage = spec.stages[0]
+    assert stage["data"]["train"] == str(folder / "more.jsonl")
+    assert stage["method"]["reward_model"] == "a-run-name"  # no such folder beside the spec: a run name

@@ -16,7 +16,7 @@ weights (`<previous run>/merged`), which is also the reference policy DPO-style 
         train: {learning_rate: 5.0e-5}
 
 Each stage is its own run (`<name>-<i>-<method>`), so a re-run skips finished stages and resumes
-the one that was interrupted.
+the one that was interrupted. `tunewise train` runs such a spec through `run_stages`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
 from rich.console import Console
 
 from tunewise.errors import SpecError
@@ -36,22 +35,8 @@ _MERGED_SECTIONS = ("data", "train", "checkpoint", "eval", "tracking")
 _STAGE_KEYS = {"name", "method", *_MERGED_SECTIONS}
 
 
-def read_staged_spec(path: str | Path) -> dict[str, Any]:
-    """The raw YAML mapping of a staged spec (relative data paths resolved per stage later)."""
-    file = Path(path)
-    if not file.is_file():
-        raise SpecError(f"{file}: job spec not found")
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as err:
-        raise SpecError(f"{file}: not valid YAML ({err})") from None
-    if not isinstance(raw, dict):
-        raise SpecError(f"{file}: a job spec must be a mapping of sections")
-    return raw
-
-
 def stage_dicts(raw: dict[str, Any], *, job_name: str) -> list[dict[str, Any]]:
-    """One full spec mapping per stage, without base_model for the later stages (set when they run)."""
+    """One spec mapping per stage, not yet validated; `run_stages` sets each later stage's base_model."""
     stages = raw.get("stages")
     if not isinstance(stages, list) or not stages:
         raise SpecError("stages: expected a non-empty list of partial job specs")
@@ -66,6 +51,8 @@ def stage_dicts(raw: dict[str, Any], *, job_name: str) -> list[dict[str, Any]]:
         merged = copy.deepcopy(top)
         for section in _MERGED_SECTIONS:
             if section in stage:
+                if not isinstance(stage[section], dict):
+                    raise SpecError(f"stages[{i - 1}].{section}: expected a mapping of options, got {stage[section]!r}")
                 merged[section] = {**(merged.get(section) or {}), **stage[section]}
         if "method" in stage:
             merged["method"] = copy.deepcopy(stage["method"])
@@ -86,12 +73,12 @@ def run_stages(raw: dict[str, Any] | str | Path, *, overrides: list[str] | None 
         restart: discard and redo every stage's run.
         spec_path: where the spec came from (relative data paths resolve from its folder; default name).
     """
-    from tunewise.spec import _resolve_relative_paths, load_spec
+    from tunewise.spec import load_spec, resolve_relative_paths
     from tunewise.train.run import run_training_job
 
     if not isinstance(raw, dict):
         spec_path = Path(raw)
-        raw = read_staged_spec(spec_path)
+        raw = load_spec(spec_path).model_dump(mode="json", exclude_unset=True)  # every stage checked up front
     job_name = raw.get("name") or (Path(spec_path).stem if spec_path else "job")
     base_folder = Path(spec_path).parent if spec_path else Path.cwd()
     results: list[Any] = []
@@ -101,7 +88,7 @@ def run_stages(raw: dict[str, Any] | str | Path, *, overrides: list[str] | None 
             stage["base_model"] = str(handoff(results[-1].run_dir))
         elif start_from is not None:
             stage["base_model"] = start_from
-        stage = _resolve_relative_paths(stage, base_folder)
+        stage = resolve_relative_paths(stage, base_folder)
         spec = load_spec(raw=stage, overrides=overrides)
         console.rule(f"[bold]stage {i + 1}: {spec.method.name} ({spec.name})")
         results.append(run_training_job(spec, restart=restart))

@@ -96,7 +96,13 @@ def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, rest
     """Train (resuming if possible), write the artifact, then evaluate and apply the gate.
 
     A run whose gate fails ends in state "failed": it trained, but it is not fit to promote.
+    A spec with `stages:` runs each stage as its own run, in order, and returns the last one's result.
     """
+    if spec.stages:
+        from tunewise.align.pipeline import run_stages
+
+        staged = spec.model_dump(mode="json", exclude_unset=True)
+        return run_stages(staged, spec_path=spec_path, restart=restart)[-1]
     run_dir, done = prepare_run_dir(spec, spec_path, restart)
     if done:
         console.print(f"run [bold]{run_dir.name}[/] is already complete: {run_dir}")
