@@ -39,6 +39,8 @@ class Method:
     trainer: Callable[[Any, Any], Any] | None = None
     # check_options(cfg) -> warnings about values outside the usual range, with reasons.
     check_options: Callable[[Any], list[str]] = field(default=lambda cfg: [])
+    # Why the evaluation after training does not apply to this method's artifact (None: it does).
+    eval_skip_reason: str | None = None
 
 
 _REGISTRY: dict[str, Method] = {}

@@ -89,5 +89,7 @@ METHOD = register_method(
         kind="preference",
         trainer=train,
         check_options=align_warnings,
+        eval_skip_reason="a reward model scores answers and generates none, so perplexity and generation metrics "
+        "do not apply; its held-out preference accuracy is val_preference_accuracy in metrics.jsonl",
     )
 )

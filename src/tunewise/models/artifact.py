@@ -81,7 +81,8 @@ def load_artifact(path: str | Path, policy: DevicePolicy | None = None, *, merge
     """Load a trained artifact for inference: (model in eval mode, tokenizer, info).
 
     Adapter artifacts load the base then the adapter (peft); `merged=True` folds it into the
-    weights. Plain model directories (no tunewise.json) load as they are.
+    weights. Plain model directories (no tunewise.json) load as they are. A reward model is
+    refused: `tunewise.align.reward_model.load_reward_model` loads it with its score head.
     """
     from tunewise.models.load import load_causal_lm, load_tokenizer
 
@@ -91,6 +92,11 @@ def load_artifact(path: str | Path, policy: DevicePolicy | None = None, *, merge
         info = ArtifactInfo(Path(path), "none", False, str(path), str(path))
         return model.eval(), load_tokenizer(path), info
     info = read_artifact_info(path)
+    if info.method == "reward":  # a score head on the base, not a language model
+        raise ModelError(
+            f"{path}: a reward model scores answers and cannot be loaded as a causal language model",
+            hint="load it with tunewise.align.reward_model.load_reward_model (or score with RewardScorer.load)",
+        )
     tokenizer = load_tokenizer(info.path)
     if not info.adapter:
         return load_causal_lm(info.path, policy).eval(), tokenizer, info

@@ -136,10 +136,19 @@ def _train(spec: JobSpec, run_dir: Path) -> RunResult:
 
 
 def _evaluate(run_dir: Path, spec: JobSpec, tracking: _Tracking) -> str:
-    """Evaluate the artifact, apply the gate, store both; returns the run's final state."""
+    """Evaluate the artifact, apply the gate, store both; returns the run's final state.
+
+    Methods whose artifact the evaluation does not fit (a reward model) skip it; status.json says why.
+    """
     from tunewise.eval import evaluate_run, run_gate, write_results
+    from tunewise.methods import get_method
 
     console.rule("[bold]evaluation")
+    skip_reason = get_method(spec.method.name).eval_skip_reason
+    if skip_reason:
+        console.print(f"skipped: {skip_reason}")
+        write_status(run_dir, eval_skipped=skip_reason)
+        return "completed"
     report = evaluate_run(run_dir, spec)
     verdict = run_gate(report, spec.eval)
     write_results(run_dir, report, verdict)
