@@ -66,6 +66,7 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     data = load_align_data(spec, job.tokenizer, spec.method.name, need)
     write_data_files(run_dir, data)
     console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
+    require_fit(spec, base_dir, job.policy)
 
     manager = CheckpointManager.from_spec(spec.checkpoint, run_dir)
     manager.check_writable()  # fail now, not at the first save
@@ -96,6 +97,21 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     console.print(f"artifact: {artifact}")
     shutil.rmtree(run_dir / ".staging", ignore_errors=True)
     return RunResult(run_dir, "completed", trainer.state.global_step, resumed_from=resumed_from)
+
+
+def require_fit(spec: JobSpec, base_dir: Path, policy: DevicePolicy) -> None:
+    """Plan before any model loads, as supervised training does: refuse a job whose estimated peak
+    memory exceeds what the device has free (or train.memory_limit_gb). The asked micro-batch is
+    kept, so a run batches the same way when it resumes; the error says what would fit."""
+    from tunewise.errors import TunewiseError
+    from tunewise.plan.fit import check_job_fit
+
+    fit = check_job_fit(spec, base_dir, policy)
+    if not fit.fits:
+        raise TunewiseError(fit.message, hint="lower train.micro_batch_size (raise train.gradient_accumulation to "
+                            "keep the batch) or data.max_length, or train an adapter (method.adapter: lora or qlora)")
+    console.print(f"memory: planned peak {fit.peak_bytes / 2**30:.2f} GiB of "
+                  f"{fit.available_bytes / 2**30:.1f} GiB free on {policy.device}")
 
 
 def write_artifact(job: AlignJob, model: Any) -> Path:

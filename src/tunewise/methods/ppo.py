@@ -57,7 +57,7 @@ def train(spec: Any, run_dir: Path) -> Any:
     from tunewise.align.data import load_align_data, write_data_files
     from tunewise.align.ppo import ppo_loop, resume_ppo, total_ppo_steps
     from tunewise.align.reward_model import RewardScorer
-    from tunewise.align.session import AlignJob, write_artifact
+    from tunewise.align.session import AlignJob, require_fit, write_artifact
     from tunewise.models import resolve_base_model, resolve_device_policy
     from tunewise.models.load import load_tokenizer
     from tunewise.train.checkpoint import CheckpointManager, SavePolicy
@@ -78,6 +78,7 @@ def train(spec: Any, run_dir: Path) -> Any:
     write_data_files(run_dir, data)
     train_prompts = [row["prompt"] for row in data.train]
     val_prompts = [row["prompt"] for row in data.validation]
+    require_fit(spec, base_dir, policy)
 
     scorer = RewardScorer.load(cfg.reward_model, policy)
     model = _build_policy(job)

@@ -22,8 +22,11 @@ from tunewise.plan.memory import (
 
 MAX_MICRO_BATCH = 4096
 SFT_MODES = ("full", "lora", "qlora", "dora")
-# Registered methods that are not one of the planner's modes, sized as the nearest mode.
-_PREFERENCE = {"dpo": "dpo", "orpo": "dpo", "kto": "dpo", "simpo": "dpo", "ppo": "ppo", "grpo": "ppo", "rloo": "ppo"}
+# Registered methods that are not one of the planner's modes, sized as the nearest mode. A reward
+# model runs each pair through the model as DPO does; with full weights the estimate also counts a
+# reference copy it does not hold, so it errs high.
+_PREFERENCE = {"dpo": "dpo", "orpo": "dpo", "kto": "dpo", "simpo": "dpo", "reward": "dpo",
+               "ppo": "ppo", "grpo": "ppo", "rloo": "ppo"}
 
 
 @dataclass
@@ -53,13 +56,24 @@ def _precision(dtype_bytes: int) -> Precision:
     return PRECISIONS["fp32"] if dtype_bytes >= 4 else PRECISIONS["bf16"]
 
 
+def _lora_options(cfg: Any) -> Any:
+    """The LoRA options of a method config: the config itself (lora, dora, qlora), or the `lora`
+    sub-config of an alignment method when its `adapter` is lora or qlora; None when nothing adapts."""
+    if cfg is None:
+        return None
+    if hasattr(cfg, "adapter"):
+        return cfg.lora if cfg.adapter in ("lora", "qlora") else None
+    return cfg if hasattr(cfg, "r") else None
+
+
 def _mode_and_lora(method_name: str, cfg: Any) -> tuple[str, LoraSetup, dict[str, Any]]:
     """The planner mode for a registered method, and its LoRA options where it has them."""
     extra: dict[str, Any] = {}
     lora = LoraSetup()
-    if cfg is not None and hasattr(cfg, "r"):
-        lora = LoraSetup(r=int(cfg.r), targets=getattr(cfg, "target_modules", "all-linear") or "all-linear",
-                         dropout=float(getattr(cfg, "dropout", 0.05)))
+    options = _lora_options(cfg)
+    if options is not None:
+        lora = LoraSetup(r=int(options.r), targets=getattr(options, "target_modules", "all-linear") or "all-linear",
+                         dropout=float(getattr(options, "dropout", 0.05)))
     if method_name in SFT_MODES:
         if method_name == "qlora":
             extra["double_quant"] = bool(getattr(cfg, "double_quant", True))
@@ -67,7 +81,8 @@ def _mode_and_lora(method_name: str, cfg: Any) -> tuple[str, LoraSetup, dict[str
             extra["freeze_embeddings"] = bool(getattr(cfg, "freeze_embeddings", False))
         return method_name, lora, extra
     if method_name in _PREFERENCE:
-        extra["policy"] = "lora" if cfg is not None and hasattr(cfg, "r") else "full"
+        # The policy trains fully, as a LoRA adapter, or as one on a 4-bit base (adapter: qlora).
+        extra["policy"] = "full" if options is None else getattr(cfg, "adapter", "lora")
         return _PREFERENCE[method_name], lora, extra
     # ia3, prefix, prompt and other small adapters: a frozen base with few trained parameters,
     # sized as LoRA of rank 1 without dropout (their activations are those of the frozen base).
@@ -128,6 +143,22 @@ def check_fit(
         message=_message(fits, est.peak_bytes, available, method_name, setup, max_mb, others, est.breakdown,
                          _checkpointed_peak(shape, setup)),
     )
+
+
+def check_job_fit(spec: Any, base_dir: Any, policy: Any, *, micro_batch: int | None = None) -> FitDecision:
+    """check_fit for a job spec on the device policy it trains with.
+
+    Args:
+        spec: the JobSpec (method, data.max_length, train.micro_batch_size, gradient_checkpointing,
+            memory_limit_gb: the GiB to plan against instead of what the device has free).
+        base_dir: the base model's directory; policy: the DevicePolicy (device and dtype).
+        micro_batch: sequences per forward pass, if not the spec's.
+    """
+    limit_gib = spec.train.memory_limit_gb
+    return check_fit(base_dir, spec.method.name, spec.method_config(), seq_len=spec.data.max_length,
+                     micro_batch=micro_batch or spec.train.micro_batch_size,
+                     gradient_checkpointing=spec.train.gradient_checkpointing, device=policy.device,
+                     dtype_bytes=policy.dtype.itemsize, available_bytes=int(limit_gib * GIB) if limit_gib else None)
 
 
 def _max_micro_batch(shape: ModelShape, setup: TrainSetup, available: int) -> int:

@@ -77,7 +77,7 @@ class TrainSetup:
     num_gpus: int = 1
     sharding: str = "none"
     attention: str = "sdpa"
-    policy: str = "full"  # dpo/ppo: train the policy fully, or as a LoRA adapter on a frozen base
+    policy: str = "full"  # dpo/ppo: train the policy fully, or as a LoRA adapter on a frozen (qlora: 4-bit) base
     freeze_embeddings: bool = False
     cuda_context_bytes: int = int(0.8 * GIB)
     allocator_fraction: float = 0.05
@@ -255,19 +255,19 @@ def estimate_memory(shape: ModelShape, setup: TrainSetup) -> MemoryEstimate:
     if s.mode in ("full", "lora", "qlora", "dora"):
         parts = _trained_model(shape, s, adapter=s.mode != "full", quantized=s.mode == "qlora", sequences=s.micro_batch)
     elif s.mode == "dpo":
-        adapter = s.policy == "lora"
+        adapter, quantized = s.policy in ("lora", "qlora"), s.policy == "qlora"
         # Each example is a chosen and a rejected sequence, both through the policy.
-        parts = _trained_model(shape, replace(s, mode="lora") if adapter else s, adapter=adapter, quantized=False,
-                               sequences=2 * s.micro_batch)
+        parts = _trained_model(shape, replace(s, mode=s.policy) if adapter else s, adapter=adapter,
+                               quantized=quantized, sequences=2 * s.micro_batch)
         if adapter:
             notes.append("reference model: the base with the adapter disabled (no copy)")
         else:
             extra["reference_model"] = _frozen_copy(shape, s)
     else:  # ppo
-        adapter = s.policy == "lora"
-        base = replace(s, mode="lora") if adapter else s
-        parts = _trained_model(shape, base, adapter=adapter, quantized=False, sequences=s.micro_batch)
-        value = _trained_model(shape, base, adapter=adapter, quantized=False, sequences=s.micro_batch)
+        adapter, quantized = s.policy in ("lora", "qlora"), s.policy == "qlora"
+        base = replace(s, mode=s.policy) if adapter else s
+        parts = _trained_model(shape, base, adapter=adapter, quantized=quantized, sequences=s.micro_batch)
+        value = _trained_model(shape, base, adapter=adapter, quantized=quantized, sequences=s.micro_batch)
         _shard(value, s, shape)
         extra["value_model"] = value.weights + value.grads + value.states + value.activations
         notes.append("value model trained alongside the policy (one forward for both, as TRL does); "

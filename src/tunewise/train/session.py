@@ -114,17 +114,14 @@ class TrainingSession:
         The decision is stored in the run directory so a resumed run batches its data the same way.
         """
         from tunewise.errors import TunewiseError
-        from tunewise.plan import check_fit
+        from tunewise.plan.fit import check_job_fit
 
         stored = self.run_dir / "batch_plan.json"
         if stored.is_file():
             saved = json.loads(stored.read_text())
             return saved["micro_batch_size"], saved["gradient_accumulation"]
         asked_micro, asked_accum = self.spec.train.micro_batch_size, self.spec.train.gradient_accumulation
-        fit = check_fit(base_dir, self.method.name, self.method_cfg, seq_len=self.spec.data.max_length,
-                        micro_batch=asked_micro, gradient_checkpointing=self.spec.train.gradient_checkpointing,
-                        device=self.policy.device, dtype_bytes=self.policy.dtype.itemsize,
-                        available_bytes=int(limit * 2**30) if (limit := self.spec.train.memory_limit_gb) else None)
+        fit = check_job_fit(self.spec, base_dir, self.policy)
         micro, accum = asked_micro, asked_accum
         if not fit.fits:
             if fit.max_micro_batch < 1:

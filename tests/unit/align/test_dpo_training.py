@@ -11,6 +11,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::tunewise.spec.SpecWarning")
 from tests.unit.align.conftest import FIXTURES, align_spec
 from tunewise.spec import load_spec
 from tunewise.train.run import read_status, run_training_job
+from tunewise.workspace import runs_dir
 
 
 def _rows(run_dir):
@@ -51,3 +52,18 @@ def test_dpo_resumes_from_its_checkpoint_after_a_crash(tiny_model_dir, monkeypat
     assert [r["step"] for r in _rows(result.run_dir)] == [1, 2, 3, 4]
     assert read_status(result.run_dir)["state"] == "completed"
     assert [p.name for p in (result.run_dir / "checkpoints").iterdir()] == ["step-00000004"]
+
+
+def test_dpo_that_cannot_fit_is_refused_before_any_model_loads(tiny_model_dir, monkeypatch):
+    from tunewise.errors import TunewiseError
+    from tunewise.models import load
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded before the memory check")
+
+    monkeypatch.setattr(load, "load_causal_lm", no_loading)
+    spec = load_spec(raw=align_spec(tiny_model_dir, FIXTURES / "pairs.jsonl", "dpo", train={"memory_limit_gb": 0.001}))
+    with pytest.raises(TunewiseError, match="does not fit: estimated peak .* but only 0.00 GiB available") as caught:
+        run_training_job(spec)
+    assert "dpo, seq 96 x micro-batch 2" in caught.value.message and "method.adapter" in caught.value.hint
+    assert read_status(runs_dir() / spec.name)["state"] == "failed"

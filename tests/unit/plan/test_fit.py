@@ -55,3 +55,27 @@ def test_default_available_memory_on_cpu_is_psutil(tiny_model_dir):
     decision = check_fit(tiny_model_dir, "lora", None, seq_len=64, micro_batch=1, gradient_checkpointing=False,
                          device="cpu", dtype_bytes=4)
     assert abs(decision.available_bytes - psutil.virtual_memory().available) < 2 * GIB
+
+
+def test_alignment_configs_are_planned_by_their_adapter_choice(bundled_model_dir):
+    from tunewise.plan.architecture import shape_from_model_dir
+
+    dpo = get_method("dpo").config_class
+    params = shape_from_model_dir(bundled_model_dir).total_params
+
+    def plan(cfg, method="dpo"):
+        return check_fit(bundled_model_dir, method, cfg, seq_len=128, micro_batch=1, gradient_checkpointing=False,
+                         device="cpu", dtype_bytes=4, available_bytes=64 * GIB)
+
+    lora, full, qlora = plan(dpo(lora={"r": 8})), plan(dpo(adapter="none")), plan(dpo(adapter="qlora", lora={"r": 8}))
+    # Full weights: fp32 AdamW moments for every weight (plus the step's scratch) and a frozen reference
+    # copy; the adapter needs neither.
+    assert 8 * params <= full.breakdown["optimizer_states"] < 10 * params
+    assert full.breakdown["reference_model"] == full.breakdown["weights"] == 4 * params
+    assert "reference_model" not in lora.breakdown and lora.breakdown["optimizer_states"] < 0.02 * 8 * params
+    assert lora.peak_bytes < full.peak_bytes - 1 * GIB
+    assert qlora.breakdown["weights"] < lora.breakdown["weights"] / 2  # a 4-bit base
+    assert plan(dpo(lora={"r": 64})).breakdown["optimizer_states"] > lora.breakdown["optimizer_states"]
+    for method in ("orpo", "kto", "reward", "ppo", "grpo"):
+        cfg = get_method(method).config_class
+        assert plan(cfg(lora={"r": 8}), method).peak_bytes < plan(cfg(adapter="none"), method).peak_bytes, method
