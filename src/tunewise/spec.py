@@ -21,7 +21,7 @@ from tunewise.eval.spec import EvalSpec
 from tunewise.tracking import TrackingSpec
 
 BUNDLED_MODEL = "smollm2-135m-instruct"
-FORMAT_NAMES = ("alpaca", "chat", "sharegpt", "completion", "text", "preference")
+FORMAT_NAMES = ("alpaca", "chat", "sharegpt", "completion", "text", "preference", "prompt")
 
 
 class _Strict(BaseModel):
@@ -40,7 +40,7 @@ class MixSpec(_Strict):
 class DataSpec(_Strict):
     train: str = Field(description="Training data file: .jsonl, .json, .csv or .parquet.")
     validation: str | None = Field(None, description="Validation file; if absent a held-out split is made.")
-    format: Literal["alpaca", "chat", "sharegpt", "completion", "text", "preference"] | None = Field(
+    format: Literal[FORMAT_NAMES] | None = Field(
         None, description="Force a format instead of detecting it."
     )
     val_fraction: float = Field(0.1, ge=0, lt=1, description="Held-out share when no validation file is given.")

@@ -52,7 +52,7 @@ def _preference_row(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def prompt_of(record: dict[str, Any]) -> list[dict[str, str]] | None:
-    """The prompt of a preference row, or a conversation's messages up to its last user turn."""
+    """The prompt of a prompt or preference row, or a conversation's messages up to its last user turn."""
     if "prompt" in record:
         return _plain(record["prompt"])
     messages = record.get("messages")
@@ -77,10 +77,11 @@ def _shape_error(method: str, need: Need, found: str, file: str) -> DataError:
     wanted = {
         "paired": _SHAPES["paired"],
         "paired_or_unpaired": f"{_SHAPES['paired']} or {_SHAPES['unpaired']}",
-        "prompts": "prompts: preference rows or chat conversations",
+        "prompts": "prompts: prompt-only rows, preference rows or chat conversations",
     }[need]
     hint = {
         "unpaired": "unpaired rows (a label per completion) train with method kto",
+        "prompt": "prompt-only rows train with ppo or grpo, which sample and score their own answers",
         "conversation": "chat data trains with an SFT method (lora, full, ...); ppo and grpo take its prompts",
         "text": "plain text has no prompts or answers to prefer",
     }.get(found)
@@ -94,7 +95,8 @@ def load_align_data(spec: Any, tokenizer: Any, method: str, need: Need) -> Align
         spec: the JobSpec (data section and train.seed are used).
         tokenizer: the base model's tokenizer (token lengths and the max_length check).
         method: the method name, for messages.
-        need: "paired" (dpo, orpo, reward), "paired_or_unpaired" (kto), "prompts" (ppo, grpo).
+        need: "paired" (dpo, orpo, reward), "paired_or_unpaired" (kto), "prompts" (ppo, grpo: prompt-only
+            rows, or the prompts of preference rows and conversations).
     Raises DataError naming file:line for invalid rows, or the mismatch between data and method.
     """
     from tunewise.data import prepare_data

@@ -6,6 +6,7 @@ Normalized records (plain dicts):
     text          {"text": str}
     preference    {"prompt": [messages], "chosen": [assistant messages], "rejected": [...]}  (paired)
                   {"prompt": [messages], "completion": [assistant messages], "label": bool}  (unpaired, KTO)
+    prompt        {"prompt": [messages ending with a user turn]}  (PPO, GRPO sample the answers)
 Tokenized examples: {"input_ids": [int], "labels": [int]}; packed ones add "position_ids".
 """
 

@@ -29,7 +29,7 @@ class LoadedData:
     records: list[dict[str, Any]] = field(default_factory=list)
     lines: list[int | None] = field(default_factory=list)
     examples: list[dict[str, list[int]]] | None = None
-    kind: str | None = None  # "conversation" | "text" | "preference"
+    kind: str | None = None  # "conversation" | "text" | "preference" | "prompt"
     report: DataReport = field(default_factory=lambda: DataReport(file=""))
 
 
@@ -74,9 +74,10 @@ def read_dataset(
         path: .jsonl, .json, .csv or .parquet file.
         format: force a format; None detects it from the first rows' keys.
         tokenizer: enables token statistics and the max_length check.
-        tokenize: keep the tokenized examples (conversation and text formats only).
+        tokenize: keep the tokenized examples (conversation and text formats only; the aligning
+            trainers tokenize preference and prompt rows themselves).
         max_length: longest example in tokens; longer ones are handled per on_too_long.
-        on_too_long: "drop" the example, or "truncate" it from the end (preference: left to the trainer).
+        on_too_long: "drop" the example, or "truncate" it from the end (preference, prompt: left to the trainer).
         dedup: remove exact duplicates and near duplicates (MinHash Jaccard >= near_dup_threshold).
         on_invalid: "fail" lists invalid rows as errors; "drop" skips them and lists them as dropped.
     Raises DataError only for an unknown format name; every data problem lands in the report.
@@ -211,8 +212,8 @@ def _measure_tokens(out: LoadedData, tokenizer: Any, *, tokenize: bool, max_leng
     records, lines, examples = [], [], []
     for record, line in zip(out.records, out.lines):
         try:
-            example = None if out.kind == "preference" else tokenize_record(tokenizer, record)
-            length = _preference_length(tokenizer, record) if example is None else len(example["input_ids"])
+            example = None if out.kind in _UNTOKENIZED else tokenize_record(tokenizer, record)
+            length = _aligned_length(tokenizer, record) if example is None else len(example["input_ids"])
         except DataError as err:
             _add_problem(report, RowError(report.file, line, "messages", err.message), on_invalid)
             continue
@@ -232,13 +233,20 @@ def _measure_tokens(out: LoadedData, tokenizer: Any, *, tokenize: bool, max_leng
         lines.append(line)
         examples.append(example)
     out.records, out.lines = records, lines
-    out.examples = examples if tokenize and out.kind != "preference" else None
+    out.examples = examples if tokenize and out.kind not in _UNTOKENIZED else None
 
 
-def _preference_length(tokenizer: Any, record: dict[str, Any]) -> int:
-    """Prompt tokens plus the longer answer plus eos: the longest sequence the trainer will build."""
+# Records the aligning trainers tokenize themselves; the pipeline measures them only.
+_UNTOKENIZED = ("preference", "prompt")
+
+
+def _aligned_length(tokenizer: Any, record: dict[str, Any]) -> int:
+    """Prompt tokens plus the longer answer plus eos: the longest sequence the trainer will build
+    (for a prompt alone, its tokens: the answer is sampled within its own limit)."""
     prompt = len(render_prompt(tokenizer, record["prompt"], tokenize=True))
     answers = [record[k] for k in ("chosen", "rejected", "completion") if k in record]
+    if not answers:
+        return prompt
     longest = max(len(tokenizer("".join(m["content"] for m in a), add_special_tokens=False)["input_ids"]) for a in answers)
     return prompt + longest + 1
 

@@ -18,7 +18,8 @@ _SFT_KINDS = {"conversation", "text"}
 @dataclass
 class PreparedData:
     """train/validation: tokenized examples ({"input_ids", "labels"}), or normalized records when
-    prepared with tokenize=False or for preference data. kind: conversation, text or preference."""
+    prepared with tokenize=False or for preference and prompt data. kind: conversation, text,
+    preference or prompt."""
 
     train: list[dict[str, Any]]
     validation: list[dict[str, Any]]
@@ -37,7 +38,7 @@ def prepare_data(spec: Any, tokenizer: Any, *, seed: int, tokenize: bool = True)
             on_invalid, dedup, near_dup_threshold, mix).
         tokenizer: the base model's tokenizer (None only with tokenize=False).
         seed: seeds the held-out split and the draw of mixed rows.
-        tokenize: return tokenized examples (ignored for preference data, returned as records).
+        tokenize: return tokenized examples (ignored for preference and prompt data, returned as records).
     Raises DataError (first problems listed as file:line field: reason, report attached as
     `.report`) when any file has errors, or when no training rows are left.
     """

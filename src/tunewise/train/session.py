@@ -44,6 +44,12 @@ class TrainingSession:
         if self.method.kind != "sft":
             raise DataError(f"method {self.method.name!r} is not a supervised method; use its own trainer")
         prepared = prepare_data(self.spec.data, tokenizer, seed=self.spec.train.seed)
+        if prepared.kind not in ("conversation", "text"):
+            raise DataError(
+                f"{self.spec.data.train}: method {self.method.name} learns from answers, but the file holds "
+                f"{prepared.kind} rows (format {prepared.format})",
+                hint="preference rows train with dpo, orpo, kto or reward; prompt-only rows with ppo or grpo",
+            )
         (self.run_dir / "data_report.json").write_text(json.dumps(prepared.report.to_dict(), indent=2, default=str))
         self._write_validation_records(prepared)
         console.print(

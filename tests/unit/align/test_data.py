@@ -53,6 +53,23 @@ def test_chat_data_gives_prompts_for_rl_but_not_pairs(tiny_model_dir, tokenizer,
     assert all(row["prompt"][-1]["role"] == "user" and len(row["prompt"]) == 1 for row in data.train)
 
 
+def test_prompt_only_rows_feed_rl_and_are_refused_by_the_other_methods(tiny_model_dir, tokenizer):
+    data = _load(tiny_model_dir, tokenizer, FIXTURES / "prompts.jsonl", "grpo", "prompts")
+    assert data.shape == "prompts" and len(data.train) + len(data.validation) == 10
+    assert all(set(row) == {"prompt"} and row["prompt"][-1]["role"] == "user" for row in data.train)
+    with pytest.raises(DataError, match="needs preference pairs .* holds prompt rows") as caught:
+        _load(tiny_model_dir, tokenizer, FIXTURES / "prompts.jsonl", "dpo", "paired")
+    assert "ppo or grpo" in caught.value.hint
+
+
+def test_supervised_training_refuses_rows_without_answers(tiny_model_dir):
+    from tunewise.train.run import run_training_job
+
+    for data, kind in ((FIXTURES / "prompts.jsonl", "prompt"), (FIXTURES / "pairs.jsonl", "preference")):
+        with pytest.raises(DataError, match=f"method lora learns from answers, but the file holds {kind} rows"):
+            run_training_job(load_spec(raw=align_spec(tiny_model_dir, data, "lora", name=f"t-sft-{kind}")))
+
+
 def test_unpair_turns_each_pair_into_a_good_and_a_bad_row():
     pair = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": "a"}],
             "rejected": [{"role": "assistant", "content": "b"}]}

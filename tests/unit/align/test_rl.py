@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from tests.unit.align.conftest import FIXTURES, align_spec
 from tunewise.errors import SpecError
@@ -78,6 +79,25 @@ def test_grpo_runs_with_a_reward_model_and_a_rule(tiny_model_dir, reward_run):
     last = rows[-1]
     assert {"reward_mean", "kl_ref", "rewards_reward_model_mean", "rewards_short_answer_mean"} <= set(last)
     assert last["rewards_short_answer_mean"] < 0  # the rule scores minus the word count
+    _loads(result.run_dir)
+
+
+def test_grpo_trains_on_a_prompt_only_file_with_a_rule_beside_its_spec(tiny_model_dir, tmp_path):
+    # The spec names its data and its rule relative to its own folder, not the working directory.
+    (tmp_path / "prompts.jsonl").write_text((FIXTURES / "prompts.jsonl").read_text())
+    (tmp_path / "rules.py").write_text((FIXTURES / "rules.py").read_text())
+    spec = align_spec(tiny_model_dir, tmp_path / "prompts.jsonl", "grpo", steps=2, reward_functions=["rules.py:short_answer"],
+                      num_generations=2, max_completion_length=6, lora={"r": 4})
+    spec["data"]["train"] = "prompts.jsonl"
+    spec_file = tmp_path / "grpo.yaml"
+    spec_file.write_text(yaml.safe_dump(spec))
+    result = run_training_job(load_spec(spec_file), spec_path=spec_file)
+    rows = _rows(result.run_dir)
+    assert [r["step"] for r in rows] == [1, 2] and "rewards_short_answer_mean" in rows[-1]
+    report = json.loads((result.run_dir / "data_report.json").read_text())
+    assert report["format"] == "prompt" and report["rows_kept"] == 10
+    held_out = (result.run_dir / "data" / "prompts.jsonl").read_text().splitlines()
+    assert held_out and all(set(json.loads(line)) == {"prompt"} for line in held_out)
     _loads(result.run_dir)
 
 

@@ -17,6 +17,7 @@ FIXTURE_FORMATS = {
     "sharegpt.json": "sharegpt",
     "completion.csv": "completion",
     "text.jsonl": "text",
+    "prompt.jsonl": "prompt",
     "preference.jsonl": "preference",
     "kto.jsonl": "preference",
 }
@@ -31,7 +32,7 @@ def test_each_format_normalizes_its_own_example(name):
     fmt = get_format(name)
     assert detect_format([fmt.example]) == name
     record = fmt.normalize(fmt.example)
-    assert set(record) in ({"messages"}, {"text"}, {"prompt", "chosen", "rejected"})
+    assert set(record) in ({"messages"}, {"text"}, {"prompt", "chosen", "rejected"}, {"prompt"})
 
 
 @pytest.mark.parametrize("filename,expected", sorted(FIXTURE_FORMATS.items()))
@@ -99,6 +100,42 @@ def test_preference_unpaired_kto_rows():
         "completion": [{"role": "assistant", "content": "What do you want?"}],
         "label": False,
     }
+
+
+def test_prompt_only_rows_become_prompt_messages():
+    data = read_dataset(FIXTURES / "prompt.jsonl")
+    assert data.kind == "prompt" and data.report.format == "prompt"
+    first, second, third = data.records
+    assert first == {"prompt": [{"role": "user", "content": "Describe the sea in one sentence."}]}
+    assert [m["role"] for m in second["prompt"]] == ["system", "user"]
+    assert [m["role"] for m in third["prompt"]] == ["user", "assistant", "user"]
+
+
+def test_bad_prompt_rows_are_named_by_file_line_and_field(tmp_path, tokenizer):
+    path = write_jsonl(tmp_path / "prompts.jsonl", [
+        {"prompt": "Fine."},
+        {"prompt": "  "},
+        {"prompt": [{"role": "assistant", "content": "I start."}]},
+        {"prompt": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]},
+        {"prompt": 5},
+        {"prompt": "Fine too."},
+    ])
+    report = validate_file(path, tokenizer=tokenizer, max_length=64)
+    assert report.format == "prompt" and not report.ok and report.rows_kept == 2
+    problems = [str(p) for p in report.errors]
+    assert problems == [
+        f"{path}:2: prompt: is empty",
+        f"{path}:3: prompt[0].role: expected 'user' as the first turn, got 'assistant'",
+        f"{path}:4: prompt[1].role: the conversation must end with a turn by 'user', got 'assistant'",
+        f"{path}:5: prompt: expected a list of messages, got a JSON number",
+    ]
+    assert report.token_lengths and max(report.token_lengths) < 64  # a prompt alone is measured
+
+
+def test_a_few_broken_pairs_leave_a_file_preference_data():
+    pair = {"prompt": "q", "chosen": "a", "rejected": "b"}
+    assert detect_format([pair, pair, {"prompt": "q", "chosen": "a"}]) == "preference"
+    assert detect_format([{"prompt": "q"}, {"prompt": "q", "chosen": "a"}]) == "prompt"
 
 
 def test_content_parts_are_joined():

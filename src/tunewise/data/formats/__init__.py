@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from tunewise.errors import DataError
 
-RecordKind = Literal["conversation", "text", "preference"]
+RecordKind = Literal["conversation", "text", "preference", "prompt"]
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,10 @@ def detect_format(rows: Iterable[Any], *, sample: int = DETECT_SAMPLE_ROWS) -> s
     """Name the format of `rows` from the keys of the first `sample` objects.
 
     `rows` holds dicts, or `(line_no, dict | RowError)` pairs as `load_rows` yields them (errors
-    are skipped). The format whose key signature matches the most rows wins; ties go to the
-    longer signature (prompt/completion/label is preference, not completion), then to priority.
+    are skipped). Each row counts for the format of the longest key signature it holds in full
+    (prompt/completion/label is preference, not completion; prompt/chosen is no pair, so prompt);
+    the format most rows count for wins, ties going to the longer signature, then to priority.
+    So a few broken rows cannot change the format of a file, and are reported as invalid rows of it.
     Raises DataError naming the keys found when no format matches.
     """
     objects: list[dict] = []
@@ -80,14 +82,15 @@ def detect_format(rows: Iterable[Any], *, sample: int = DETECT_SAMPLE_ROWS) -> s
             objects.append(item)
             if len(objects) >= sample:
                 break
-    best: tuple[int, int, int] | None = None
-    best_name = None
-    for fmt in all_formats():
-        for signature in fmt.signatures:
-            matches = sum(all(key in row for key in signature) for row in objects)
-            score = (matches, len(signature), -fmt.priority)
-            if matches and (best is None or score > best):
-                best, best_name = score, fmt.name
+    votes: dict[str, tuple[int, int, int]] = {}  # format -> (rows, longest signature, -priority)
+    for row in objects:
+        held = [(len(sig), -fmt.priority, fmt.name) for fmt in all_formats() for sig in fmt.signatures
+                if all(key in row for key in sig)]
+        if held:
+            length, rank, name = max(held)
+            rows, longest, _ = votes.get(name, (0, 0, rank))
+            votes[name] = (rows + 1, max(longest, length), rank)
+    best_name = max(votes, key=votes.__getitem__) if votes else None
     if best_name is None:
         seen = sorted({key for row in objects for key in row})
         expected = ", ".join(f"{f.name} ({', '.join(f.signatures[0])})" for f in all_formats())

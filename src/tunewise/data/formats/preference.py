@@ -25,7 +25,8 @@ def record_kind(record: dict[str, Any]) -> str:
     return "paired" if "chosen" in record else "unpaired"
 
 
-def _prompt(value: Any) -> list[dict[str, Any]]:
+def prompt_messages(value: Any) -> list[dict[str, Any]]:
+    """A prompt as messages: a string is one user turn; a message list must end with a user turn."""
     if isinstance(value, str):
         return [{"role": "user", "content": text_field(value, "prompt")}]
     messages = message_list(value, "prompt")
@@ -52,7 +53,7 @@ def _label(value: Any) -> bool:
 
 
 def normalize(row: dict[str, Any]) -> dict[str, Any]:
-    prompt = _prompt(require(row, "prompt"))
+    prompt = prompt_messages(require(row, "prompt"))
     if "chosen" not in row and "rejected" not in row and "label" in row:
         completion = _answer(require(row, "completion"), "completion")
         return {"prompt": prompt, "completion": completion, "label": _label(row["label"])}
