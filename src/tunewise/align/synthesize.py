@@ -98,6 +98,7 @@ def rank_answers(judge: Any, prompt: list[dict[str, str]], answers: list[str], r
         for i in range(len(answers)):
             for j in range(i + 1, len(answers)):
                 won, _ = compare(judge, prompt, answers[i], answers[j], rng)
+                won = 0.5 if won is None else won  # a reply that names neither answer separates nothing
                 scores[i] += won
                 scores[j] += 1 - won
     best = max(range(len(answers)), key=lambda i: scores[i])

@@ -8,7 +8,6 @@ the share of verdicts that went to the first position is reported to expose any 
 from __future__ import annotations
 
 import json
-import math
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,24 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from tunewise.align.judges import compare
+from tunewise.eval.judge import Tally, compare, wilson_interval
 
-Z_95 = 1.959964  # two-sided 95% normal quantile
-
-
-def wilson_interval(successes: float, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for `successes` out of `n` trials (ties may count half).
-
-    Unlike the normal approximation it stays inside [0, 1] and is sensible for small n or a
-    proportion near 0 or 1. n = 0 gives the uninformative (0, 1).
-    """
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    denom = 1 + z * z / n
-    center = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, center - half), min(1.0, center + half)
+__all__ = ["WinRate", "evaluate_win_rate", "held_out_prompts", "reference_model", "win_rate", "wilson_interval"]
 
 
 @dataclass
@@ -47,13 +31,15 @@ class WinRate:
     ci_high: float
     judge: str
     first_position_share: float | None = None  # pairwise judges: share of decided verdicts for position A
+    invalid: int = 0  # replies that named neither answer; left out of n
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
+        unjudged = f" ({self.invalid} replies named neither answer and are left out)" if self.invalid else ""
         return (f"win-rate {self.win_rate:.1%} (95% CI {self.ci_low:.1%}-{self.ci_high:.1%}) over {self.n} prompts: "
-                f"{self.wins} wins, {self.losses} losses, {self.ties} ties; judge: {self.judge}")
+                f"{self.wins} wins, {self.losses} losses, {self.ties} ties{unjudged}; judge: {self.judge}")
 
 
 def win_rate(prompts: list[list[dict[str, str]]], policy_answers: list[str], reference_answers: list[str],
@@ -62,24 +48,16 @@ def win_rate(prompts: list[list[dict[str, str]]], policy_answers: list[str], ref
     if not (len(prompts) == len(policy_answers) == len(reference_answers)):
         raise ValueError("prompts, policy_answers and reference_answers must have the same length")
     rng = random.Random(seed)
-    wins = losses = ties = 0
-    shown_first = {"A": 0, "B": 0}
+    tally = Tally()
     for prompt, ours, theirs in zip(prompts, policy_answers, reference_answers):
         if ours.strip() == theirs.strip():
-            outcome, verdict = 0.5, "tie"
+            tally.add(0.5, "tie")
         else:
-            outcome, verdict = compare(judge, prompt, ours, theirs, rng)
-        wins += outcome == 1.0
-        losses += outcome == 0.0
-        ties += outcome == 0.5
-        if verdict in shown_first:
-            shown_first[verdict] += 1
-    n = len(prompts)
-    rate = (wins + 0.5 * ties) / n if n else 0.0
-    low, high = wilson_interval(wins + 0.5 * ties, n)
-    decided = shown_first["A"] + shown_first["B"]
-    first = shown_first["A"] / decided if decided and getattr(judge, "order_sensitive", True) else None
-    return WinRate(n, wins, losses, ties, rate, low, high, judge.name, first)
+            tally.add(*compare(judge, prompt, ours, theirs, rng))
+    low, high = tally.interval()
+    first = tally.first_position_share if getattr(judge, "order_sensitive", True) else None
+    return WinRate(tally.n, tally.wins, tally.losses, tally.ties, tally.win_rate, low, high, judge.name, first,
+                   tally.invalid)
 
 
 def held_out_prompts(run_dir: Path, limit: int | None = None) -> list[list[dict[str, str]]]:

@@ -129,8 +129,7 @@ def _generation(pair: Any, records: list[dict[str, Any]], espec: EvalSpec, repor
 
         limit = espec.judge.max_examples or espec.max_examples
         judge = make_judge(espec.judge, policy)
-        report.judge = judge_win_rate(items_from(conversations, tuned, base)[:limit], judge, seed=espec.seed,
-                                      criteria=espec.judge.instructions)
+        report.judge = judge_win_rate(items_from(conversations, tuned, base)[:limit], judge, seed=espec.seed)
 
 
 def _prompt_text(conversation: list[dict[str, str]]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from tunewise.errors import ModelError
 from tunewise.models.artifact import ARTIFACT_INFO, find_artifact_dir, load_artifact, read_artifact_info
-from tunewise.models.device import resolve_device_policy
+from tunewise.models.device import DevicePolicy, resolve_device_policy
 
 
 def merge_run(run: str | Path, out: str | Path) -> Path:
@@ -35,9 +35,10 @@ def merge_run(run: str | Path, out: str | Path) -> Path:
     return out
 
 
-def load_any(name: str) -> tuple[Any, Any]:
-    """A run, an artifact, a model directory or a base model name -> (model, tokenizer) for inference."""
-    policy = resolve_device_policy()
+def load_any(name: str, policy: DevicePolicy | None = None) -> tuple[Any, Any]:
+    """A run, an artifact, a model directory or a base model name -> (model, tokenizer) for inference,
+    on `policy` (default: the best device this machine has)."""
+    policy = policy or resolve_device_policy()
     try:
         folder = find_artifact_dir(name)
     except ModelError:

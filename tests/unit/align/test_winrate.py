@@ -95,3 +95,30 @@ def test_evaluate_win_rate_against_the_adapter_free_reference(tiny_adapter_run):
     assert 0 <= result.ci_low <= result.win_rate <= result.ci_high <= 1
     stored = json.loads((tiny_adapter_run / "winrate.json").read_text())
     assert stored["n"] == 6 and stored["samples"][0]["policy"] != stored["samples"][0]["reference"]
+
+
+def test_alignment_and_evaluation_share_one_judge_implementation():
+    from tunewise.align import judges, winrate
+    from tunewise.eval import judge
+
+    for name in ("EndpointJudge", "ModelJudge", "JudgeError", "compare", "render_template", "DEFAULT_TEMPLATE"):
+        assert getattr(judges, name) is getattr(judge, name), name
+    assert judges.parse_letter is judge.parse_verdict and winrate.wilson_interval is judge.wilson_interval
+
+
+class Unparseable:
+    """A pairwise judge whose every other reply names neither answer."""
+
+    name = "unsure"
+    order_sensitive = True
+    calls = 0
+
+    def verdict(self, prompt, answer_a, answer_b):
+        self.calls += 1
+        return "invalid" if self.calls % 2 else "A"
+
+
+def test_replies_that_name_neither_answer_are_left_out_of_the_win_rate():
+    result = win_rate([PROMPT] * 4, ["a", "b", "c", "d"], ["w", "x", "y", "z"], Unparseable())
+    assert result.invalid == 2 and result.n == 2 and result.wins + result.losses == 2
+    assert "2 replies named neither answer" in result.summary()

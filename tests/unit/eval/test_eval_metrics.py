@@ -84,8 +84,8 @@ def test_gate_fails_a_metric_nobody_measured():
 
 
 def test_wilson_interval_brackets_the_rate_and_narrows_with_n():
-    low, high = wilson_interval(0.7, 10)
-    low2, high2 = wilson_interval(0.7, 1000)
+    low, high = wilson_interval(7, 10)
+    low2, high2 = wilson_interval(700, 1000)
     assert low < 0.7 < high and low2 < 0.7 < high2
     assert high2 - low2 < (high - low) / 5
 
@@ -95,17 +95,14 @@ class _PrefersLonger:
 
     name = "longer"
 
-    def verdict(self, prompt):
-        text = prompt[-1]["content"]
-        first = text.split("Answer A:\n", 1)[1].split("\n\nAnswer B:", 1)[0]
-        second = text.split("Answer B:\n", 1)[1].split("\n\n", 1)[0]
-        return "A" if len(first) > len(second) else "B"
+    def verdict(self, prompt, answer_a, answer_b):
+        return "A" if len(answer_a) > len(answer_b) else "B"
 
 
 class _AlwaysFirst:
     name = "first"
 
-    def verdict(self, prompt):
+    def verdict(self, prompt, answer_a, answer_b):
         return "A"
 
 

@@ -114,5 +114,5 @@ def test_unreachable_judge_is_a_clear_error(lora_run, small_eval):
                "forgetting": {"enabled": False}, "spectrum": False,
                "judge": {"model": "m", "base_url": "http://127.0.0.1:9", "timeout_s": 2}}
     run_dir = lora_run(eval_section=section)
-    with pytest.raises(EvalError, match="cannot reach"):
+    with pytest.raises(EvalError, match="cannot be reached"):
         evaluate_run(run_dir)
