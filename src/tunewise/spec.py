@@ -328,8 +328,6 @@ def _score_function_path(name: Any, base: Path) -> Any:
     return f"{_spec_relative(module, base)}:{function}"
 
 
-
-
 def spec_warnings(spec: JobSpec) -> list[str]:
     """Values outside the usual range for their method, each with the reason."""
     from tunewise.methods import get_method
