@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,10 @@ from tunewise.tracking import TrackingSpec
 
 BUNDLED_MODEL = "smollm2-135m-instruct"
 FORMAT_NAMES = ("alpaca", "chat", "sharegpt", "completion", "text", "preference", "prompt")
+
+
+RUN_NAME_MAX = 100
+RUN_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{RUN_NAME_MAX - 1}}}")
 
 
 class _Strict(BaseModel):
@@ -80,11 +85,24 @@ class TrainSpec(_Strict):
 
 
 class CheckpointSpec(_Strict):
-    dir: str | None = Field(None, description="Path or fsspec URL (s3://...). Default: <run>/checkpoints.")
+    dir: str | None = Field(None, description="Absolute path or fsspec URL (s3://...); a relative path is "
+                            "inside the run directory. Default: <run>/checkpoints.")
     every_steps: int | None = Field(50, ge=1, description="Save every N optimizer steps.")
     every_minutes: float | None = Field(None, gt=0, description="Also save when this many minutes have passed.")
     keep_best: int = Field(1, ge=0, description="Keep the k best checkpoints by validation loss.")
     keep_last: int = Field(1, ge=1, description="Keep the n newest checkpoints.")
+
+    @field_validator("dir")
+    @classmethod
+    def _stays_in_run_dir(cls, value: str | None) -> str | None:
+        # A relative dir lives inside the run directory, whatever the current directory: a re-run
+        # from elsewhere must find the same checkpoints, and '../' must not write outside the run.
+        if value is None or "://" in value or Path(value).is_absolute():
+            return value
+        if "\0" in value or ".." in Path(value).parts:
+            raise ValueError(f"{value!r} would leave the run directory; a relative dir is taken inside the run "
+                             "directory: give an absolute path or a URL to keep checkpoints elsewhere")
+        return value
 
 
 class MethodSpec(BaseModel):
@@ -98,7 +116,8 @@ class MethodSpec(BaseModel):
 
 
 class JobSpec(_Strict):
-    name: str | None = Field(None, description="Run name; default derived from the spec file and its content.")
+    name: str | None = Field(None, description="Run name (letters, digits, '.', '_', '-'); default derived from "
+                             "the spec file and its content.")
     base_model: str = Field(BUNDLED_MODEL, description="Bundled name, local HF model directory or hub id.")
     method: MethodSpec = Field(default_factory=MethodSpec)
     data: DataSpec | None = Field(None, description="The training data; required unless every stage names its own.")
@@ -109,6 +128,15 @@ class JobSpec(_Strict):
     stages: list[dict[str, Any]] | None = Field(
         None, description="Partial specs run in order as one job (e.g. lora, then dpo on its output); each may set "
         "name, method, data, train, checkpoint, eval, tracking over the top level. See docs/alignment.md.")
+
+    @field_validator("name")
+    @classmethod
+    def _safe_run_name(cls, value: str | None) -> str | None:
+        # The name becomes a directory under runs/ (and --restart deletes it): one plain path part only.
+        if value is not None and not RUN_NAME.fullmatch(value):
+            raise ValueError(f"{value[:60]!r} is not a run name: use 1-{RUN_NAME_MAX} letters, digits, '.', '_' "
+                             "or '-', starting with a letter or digit (it names a directory under runs/)")
+        return value
 
     @field_validator("method", mode="before")
     @classmethod
@@ -253,6 +281,8 @@ def load_spec(path: str | Path | None = None, overrides: list[str] | None = None
             mark = getattr(err, "problem_mark", None)
             where = f"{file}:{mark.line + 1}" if mark else str(file)
             raise SpecError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        except RecursionError:
+            raise SpecError(f"{file}: nested too deeply to be a job spec") from None
         if not isinstance(raw, dict):
             raise SpecError(f"{file}: a job spec must be a mapping of sections, got {type(raw).__name__}")
         raw = resolve_relative_paths(raw, file.parent)

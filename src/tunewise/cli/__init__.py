@@ -8,6 +8,7 @@ commands so `tunewise --help` stays instant.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import sys
 
@@ -53,15 +54,35 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as err:  # click usage errors and the like
-        import click
+    except Exception as err:
+        _exit_for_unexpected(err)
+    sys.exit(code or 0)
 
-        if isinstance(err, click.exceptions.ClickException):
+
+def _click_modules() -> list:
+    """click's exceptions module(s): typer may vendor its own copy of click beside (or instead of) click."""
+    modules = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:
+            pass
+    return modules
+
+
+def _exit_for_unexpected(err: Exception) -> None:
+    """Usage errors print click's message (exit 2); anything else is one line, the traceback on request."""
+    for exceptions in _click_modules():
+        if isinstance(err, exceptions.ClickException):
             err.show()
             sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Exit):
+        if isinstance(err, exceptions.Exit):
             sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
+        if isinstance(err, exceptions.Abort):
             sys.exit(1)
-        raise
-    sys.exit(code or 0)
+    if os.environ.get("TUNEWISE_DEBUG"):
+        raise err
+    err_console.print(f"[bold red]error:[/] unexpected {type(err).__name__}: {err}", highlight=False)
+    err_console.print("  [yellow]hint:[/] this is a bug in tunewise; run again with TUNEWISE_DEBUG=1 for the "
+                      "traceback and report it", highlight=False)
+    sys.exit(1)

@@ -103,8 +103,10 @@ class CheckpointManager:
 
     @classmethod
     def from_spec(cls, spec: CheckpointSpec, run_dir: str | Path) -> CheckpointManager:
-        """The manager for a job's `checkpoint` section; `dir` defaults to `<run_dir>/checkpoints`."""
-        root = spec.dir or str(Path(run_dir) / "checkpoints")
+        """The manager for a job's `checkpoint` section; a relative `dir` (default `checkpoints`) is under run_dir."""
+        root = spec.dir or "checkpoints"
+        if "://" not in root and not Path(root).is_absolute():
+            root = str(Path(run_dir) / root)  # relative: inside the run, wherever the command runs from
         return cls(root, keep_best=spec.keep_best, keep_last=spec.keep_last)
 
     # --- writing -------------------------------------------------------------------------------

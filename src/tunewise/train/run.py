@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import random
 import shutil
 import time
@@ -36,7 +37,7 @@ def run_name_for(spec: JobSpec, spec_path: str | Path | None) -> str:
     """The spec's name, else `<file stem>-<content hash>`: the same command finds the same run."""
     if spec.name:
         return spec.name
-    stem = Path(spec_path).stem if spec_path else "job"
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(spec_path).stem if spec_path else "").lstrip("._-")[:60] or "job"
     return f"{stem}-{spec.content_hash()}"
 
 
