@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo demo-align test test-fast clean
+.PHONY: setup demo demo-align test test-fast bench bench-gpu clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,14 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest tests -q -m "not slow"
+
+# The CPU benchmarks at full size (about an hour on 2 cores); rewrites BENCHMARKS.md.
+bench: setup
+	$(BIN)/python bench/run_all.py --full
+
+# On a CUDA machine: throughput and memory per mode; BENCHMARKS.md gets a GPU section.
+bench-gpu: setup
+	$(BIN)/python bench/gpu.py --full && $(BIN)/python bench/run_all.py --render
 
 clean:
 	rm -rf $(VENV) .tunewise .pytest_cache

@@ -1,0 +1,164 @@
+"""Shared by every benchmark: the machine description, the matmul peak, results files, subprocesses.
+
+Each benchmark is one script (`python bench/<name>.py [--full]`) that prints a JSON result on its
+last stdout line and writes it to bench/results/<name>.json; `bench/run_all.py` runs them all and
+rewrites BENCHMARKS.md from those files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results"
+# The shared, converted copy of the bundled model (conversion takes ~40 s; do it once per checkout).
+os.environ.setdefault("TUNEWISE_MODEL_CACHE", str(REPO / ".tunewise" / "models"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # `tests.reliability` holds the corpus runner the reliability bench shares
+
+
+def parse_args(description: str, extra: Any = None) -> argparse.Namespace:
+    """--full (the figures for BENCHMARKS.md) or the quick default (a smoke run for tests)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--full", action="store_true", help="Full size (minutes); default is a quick run.")
+    if extra is not None:
+        extra(parser)
+    return parser.parse_args()
+
+
+def load_average() -> float:
+    """1-minute load average (the machine is shared; figures taken at high load are noisy)."""
+    return round(os.getloadavg()[0], 2)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info() -> dict[str, Any]:
+    """What the figures ran on: CPU, cores, RAM, accelerator, library versions, load average."""
+    import peft
+    import torch
+    import transformers
+
+    info: dict[str, Any] = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "load_average_1m": load_average(),
+    }
+    try:
+        import trl
+
+        info["trl"] = trl.__version__
+    except ImportError:
+        info["trl"] = None
+    return info
+
+
+def training_device() -> tuple[str, Any]:
+    """(device, dtype) the way tunewise picks them: bf16 on CUDA, fp32 on CPU."""
+    import torch
+
+    from tunewise.models import resolve_device_policy
+
+    policy = resolve_device_policy("auto", "auto")
+    return policy.device, policy.dtype
+
+
+def matmul_peak_flops(device: str, dtype: Any, n: int = 2048, seconds: float = 3.0) -> dict[str, float]:
+    """Best FLOP/s of an n x n x n torch.mm on `device` in `dtype` (the MFU denominator).
+
+    The best of repeated runs over `seconds`: the machine's attainable peak, not an average diluted
+    by other tenants. "wall" is per second of wall time; "cpu" per second of this process's CPU
+    time times the thread count (comparable with CPU-time throughput when the machine is shared).
+    """
+    import torch
+
+    if device == "cuda":
+        n = max(n, 8192)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    torch.mm(a, b)
+    wall = cpu = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0, c0 = time.perf_counter(), time.process_time()
+        torch.mm(a, b)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        wall = max(wall, 2 * n**3 / (time.perf_counter() - t0))
+        cpu = max(cpu, 2 * n**3 * torch.get_num_threads() / max(time.process_time() - c0, 1e-9))
+    return {"wall": wall, "cpu": cpu}
+
+
+def apply_thread_setting() -> None:
+    """BENCH_THREADS=N pins torch to N threads (1 makes CPU-time figures meaningful on a busy machine)."""
+    threads = os.environ.get("BENCH_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size in MiB (Linux reports KiB)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024 if sys.platform != "darwin" else rss / 2**20
+
+
+def current_rss_mib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def emit(name: str, result: dict[str, Any], *, write: bool = True) -> None:
+    """Print the result as the last stdout line and keep it under bench/results/<name>.json."""
+    payload = {"benchmark": name, **result}
+    if write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def run_json(cmd: list[str], *, env: dict[str, str] | None = None, timeout_s: float | None = None) -> dict[str, Any]:
+    """Run a child that prints a JSON object on its last stdout line; return that object.
+
+    stderr passes through (progress bars), so a long child shows it is alive.
+    """
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env, timeout=timeout_s, cwd=REPO)
+    lines = [line for line in proc.stdout.splitlines() if line.strip().startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}")
+    return json.loads(lines[-1])
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}

@@ -1,0 +1,226 @@
+"""BENCHMARKS.md from bench/results/*.json: one section per benchmark, each with its command,
+machine and load average, then the GPU reference figures still to be measured here."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import RESULTS
+
+HEADER = """# Benchmarks
+
+Written by `python bench/run_all.py --full` (each section: `python bench/<name>.py --full`); the
+JSON behind every figure is in `bench/results/`. The machine is shared: each figure carries the
+1-minute load average when it was taken (at 2 cores, a load above ~1.5 means other work was
+competing and the figure is low). `python bench/<name>.py` without `--full` is a quick smoke run.
+"""
+
+TORCHTUNE = """Published reference, for scale only (other GPU, other settings): torchtune's table for Llama 3.1 8B
+on one RTX 4090 (24 GB): full 1650 tokens/s at 18.9 GiB, LoRA 3083 tokens/s at 16.2 GiB, QLoRA
+2413 tokens/s at 7.4 GiB. *Not measured here.*"""
+
+GPU_NOT_RUN = f"""## On a GPU
+
+Not run yet: `python bench/gpu.py --full` on a CUDA machine. {TORCHTUNE}
+"""
+
+
+def gpu(r: dict[str, Any]) -> str:
+    t = r["throughput"]
+    size = r["size"]
+    sides = ["| side | real tokens/s | padding | MFU (bf16 peak) |", "| --- | ---: | ---: | ---: |"]
+    for name in ("tunewise", "baseline"):
+        s = t[name]
+        sides.append(f"| {name} | **{s['tokens_per_s']:,}** | {s['padding_fraction']:.0%} | {s['mfu']:.1%} |")
+    modes = ["| model (random weights) | mode | gradient checkpointing | micro-batch x length | real tokens/s | "
+             "peak allocated | planner estimate |", "| --- | --- | --- | --- | ---: | ---: | ---: |"]
+    for model, rows in (("SmolLM2-135M shape", r["small_modes"]), ("Llama 3.1 8B shape", r.get("big_modes", []))):
+        for m in rows:
+            modes.append(f"| {model} | {m['mode']} | {'on' if m.get('gradient_checkpointing') else 'off'} | "
+                         f"{m['micro_batch']} x {m['max_length']} | **{m['tokens_per_s']:,.0f}** | "
+                         f"**{m['peak_allocated_mib'] / 1024:.1f} GiB** | {m['planner_peak_mib'] / 1024:.1f} GiB |")
+    full = r.get("big_full_planned")
+    full_line = (f"Full fine-tuning of the 8B shape was not run: the planner puts its peak at "
+                 f"{full['planner_peak_mib'] / 1024:.1f} GiB (AdamW states alone 44.9 GiB) against "
+                 f"{full['available_mib'] / 1024:.1f} GiB on the card, and `tunewise train` would refuse it.") if full else ""
+    return f"""## On a GPU: {r['machine'].get('gpu')}
+
+{_meta(r)}
+
+bf16 weights and compute (tunewise's device policy on CUDA), bitsandbytes 4-bit NF4 for QLoRA,
+peak memory from `torch.cuda.max_memory_allocated` (so without the CUDA context, which the
+planner's estimate includes, with about 0.8-1.8 GiB of framework overhead). The weights are
+random, built on the machine from the bundled model's config and tokenizer
+(`bench/_random_model.py`): speed and memory depend on a model's shape, not on its values. A bf16
+8192^3 matmul ran at {r['bf16_matmul_peak_tflops']} TFLOP/s.
+
+**Throughput against the TRL baseline** (SmolLM2-135M shape, LoRA r=16, batch {size['batch']}, max length
+{size['max_length']}, {size['steps']} steps, the same data and scripts as the CPU benchmark, MLflow off on
+this machine): **tunewise / baseline = {t['ratio']}x**. A model this small leaves an H100 nearly idle
+(MFU around 1%), so the figure measures per-step overheads and wasted padding, not the GPU.
+
+{chr(10).join(sides)}
+
+**Tokens/s and peak memory per mode** ({size['steps']} steps for the small shape, {size['big_steps']} for the 8B
+shape; the mean over steps 2..N):
+
+{chr(10).join(modes)}
+
+{full_line}
+
+{TORCHTUNE}
+"""
+
+
+def _machine(m: dict[str, Any]) -> str:
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ", no GPU"
+    return (f"{m['cpu']}, {m['cores']} cores ({m['torch_threads']} torch threads), {m['ram_gib']} GiB RAM{gpu}; "
+            f"Python {m['python']}, torch {m['torch']}, transformers {m['transformers']}, peft {m['peft']}, "
+            f"trl {m.get('trl')}")
+
+
+def _meta(r: dict[str, Any]) -> str:
+    when = r.get("_written", "")
+    return f"Command: `{r['command']}` ({when}). Machine: {_machine(r['machine'])}."
+
+
+def throughput(r: dict[str, Any]) -> str:
+    t, b = r["tunewise"], r.get("baseline")
+    size = r["size"]
+    rows = [("tunewise", t)] + ([("baseline (TRL)", b)] if b else [])
+    table = ["| side | real tokens/s | padding | model GFLOP/s | MFU | matmul peak GFLOP/s | MFLOP/token | peak RSS | load avg |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name, s in rows:
+        table.append(f"| {name} | **{s['tokens_per_s']}** | {s['padding_fraction']:.0%} | {s['model_gflops_per_s']} | "
+                     f"**{s['mfu']:.0%}** | {s['matmul_peak_gflops_per_s']} | {s['mflops_per_token']} | "
+                     f"{s['peak_rss_mib'] / 1024:.1f} GiB | {s['load_average'][0]}-{s['load_average'][1]} |")
+    ratio = f"\n**tunewise / baseline: {r['ratio']}x** real tokens/s (CPU-time ratio {r['ratio_cpu_time']}x).\n" if b else ""
+    return f"""## Training throughput: LoRA SFT on the bundled model
+
+{_meta(r)}
+
+Skewed chat data ({size['rows']} generated conversations, log-normal lengths: median ~140 tokens, a
+tail to {size['max_length']}); LoRA r=16 on all linear layers, alpha 32, dropout {r.get('lora_dropout', 0)}, lr 2e-4
+cosine, batch {size['batch']}, max length {size['max_length']}, fp32. {size['steps']} optimizer steps per side;
+the clock runs from the end of step 1 to the end of the last (model load, tokenization and the
+warm-up step excluded), in a process per side, one after the other.
+
+{chr(10).join(table)}
+{ratio}
+- **baseline**: `bench/_baseline_trl.py`, the script a user writes: TRL `SFTTrainer` + peft
+  `LoraConfig`, no packing, padded batches, `bf16=False`, TRL's defaults otherwise, which include
+  `gradient_checkpointing=True` (baseline here: {r.get('baseline_gradient_checkpointing')}) and the
+  loss on every token.
+- **tunewise**: `run_training_job` with a spec (`bench/_tunewise_sft.py`): packing, loss on the
+  answers only, the output head only at labelled positions, attention per packed example, head and
+  cross-entropy in chunks; MLflow tracking on, evaluation after training off. Micro-batch
+  decision of the memory planner: {r.get('tunewise_batch_plan', {}).get('micro_batch_size')} x
+  {r.get('tunewise_batch_plan', {}).get('gradient_accumulation')}.
+- **MFU** = model FLOP/s / the best fp32 FLOP/s of a 2048^3 `torch.mm` timed in the same process
+  just before training. Model FLOPs (`bench/_flops.py`) count useful work only: per real token
+  2N forward + 2N input-gradient for the frozen base (layer 0's q/k/v input-gradient skipped, as
+  autograd skips it), LoRA forward + both gradients, attention 12 x heads x head_dim per causal
+  pair inside each example, and the output head (4 x vocab x hidden) only where it runs: labelled
+  positions in tunewise, every real position in the baseline. Padding, masked pairs and the
+  baseline's recomputation count for nothing.
+"""
+
+
+def memory(r: dict[str, Any]) -> str:
+    table = ["| mode | micro-batch x length | peak RSS | peak growth | training growth | planner estimate | estimate / training growth | tokens/s | load avg |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for m in r["modes"]:
+        est = f"{m['planner_peak_mib'] / 1024:.2f} GiB" if m.get("planner_peak_mib") else "n/a"
+        ratio = f"{m['planner_vs_measured']}" if m.get("planner_vs_measured") else "n/a"
+        table.append(f"| {m['mode']} | {m['micro_batch']} x {m['max_length']} | {m['peak_rss_mib'] / 1024:.2f} GiB | "
+                     f"{m['peak_growth_mib'] / 1024:.2f} GiB | **{m['training_growth_mib'] / 1024:.2f} GiB** | {est} | "
+                     f"{ratio} | {m['tokens_per_s']} | {m['load_average']} |")
+    return f"""## Peak memory per mode
+
+{_meta(r)}
+
+Each mode trains {r['size']['steps']} steps through `run_training_job` in its own process, on the same
+data (packed to {r['size']['max_length']} tokens) at the same micro-batch (the planner is told memory is
+unbounded, so it does not shrink it). On CPU, *peak RSS* is the process's VmHWM (what `top` shows);
+*peak growth* is that minus the RSS before the model was loaded (Python, torch and tunewise
+imported); *training growth* is the highest RSS once step 1 has finished, minus the same baseline:
+weights, gradients, optimizer state, activations and allocator slack, without the model-load spike.
+The planner is {r['planner']} for the same setup; *estimate / training growth* compares the two
+(on CUDA, with torch's peak allocation instead).
+
+{chr(10).join(table)}
+"""
+
+
+def data_pipeline(r: dict[str, Any]) -> str:
+    table = ["| variant | rows/s | seconds | kept | exact dups | near dups | errors | RSS growth | growth / file size | load avg |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name, v in r["variants"].items():
+        table.append(f"| {name.replace('_', ' + ')} | **{v['rows_per_s']:,}** | {v['seconds']} | {v['rows_kept']:,} | "
+                     f"{v['exact_duplicates']:,} | {v['near_duplicates']:,} | {v['errors']:,} | "
+                     f"{v['rss_growth_mib']:.0f} MiB | **{v['rss_growth_per_file_mib']}x** | {v['load_average']} |")
+    p = r["planted"]
+    return f"""## Data pipeline: validation and deduplication
+
+{_meta(r)}
+
+`tunewise.data.validate_file` on {r['rows']:,} generated chat rows ({r['file_mib']} MiB JSONL; planted:
+{p['exact']:,} exact copies, {p['near']:,} near copies, {p['invalid']:,} invalid rows), each variant in a
+fresh process. *RSS growth* is the call's peak RSS over the RSS before it; the file is read as a
+stream and only normalized records are kept, so growth / file size well under 2 means the file is
+never held twice.
+
+{chr(10).join(table)}
+"""
+
+
+def reliability(r: dict[str, Any]) -> str:
+    k, c = r["kill_resume"], r["bad_inputs"]
+    kills = ", ".join(f"{p['step_reached']}" + (" (start-up)" if p["after_step"] == 0 else "") for p in k["kills"])
+    bugs = "\n".join(f"  - `{f['id']}`: {f['known_bug'] or 'UNEXPECTED: ' + '; '.join(f['problems'])}" for f in c["failing"])
+    verdict = "all passed" if k["ok"] else "FAILED: " + "; ".join(k["problems"])
+    return f"""## Reliability
+
+{_meta(r)}
+
+**Kill and resume** ({r['size']['model']} model, LoRA, {k['total_steps']} steps, a checkpoint every
+{r['size']['every']}): SIGKILL at {len(k['kills'])} random points (last step logged at each kill: {kills}),
+the same command re-run after each. Checkpoints found corrupt after a kill: **{k['corrupt_checkpoints']}**.
+Re-runs needed to finish after the last kill: {k['reruns_to_finish']}. Final step/train loss/val loss:
+{k['final'].get('step')} / {k['final'].get('train_loss')} / {k['final'].get('val_loss')}; uninterrupted run:
+{k['reference'].get('step')} / {k['reference'].get('train_loss')} / {k['reference'].get('val_loss')} (tolerance 1e-3).
+Checks: {verdict}. {k['seconds']} s at load {k['load_average']}.
+
+**Bad inputs** (`tests/fixtures/bad_inputs/cases.yaml`: datasets, job specs, overrides, CLI arguments,
+names and paths that try to leave the workspace): **{c['clear_errors']} of {c['cases']}** end with a clear
+error (exit 1 or 2, the file:line or field named, no traceback, inputs unchanged, nothing written
+outside the workspace, nothing lost); {c['seconds']} s at load {c['load_average']}. The others are bugs:
+
+{bugs}
+"""
+
+
+SECTIONS = {"throughput": throughput, "memory": memory, "data_pipeline": data_pipeline, "reliability": reliability}
+
+
+def render(results: Path = RESULTS) -> str:
+    parts = [HEADER]
+    for name, section in SECTIONS.items():
+        path = results / f"{name}.json"
+        if path.exists():
+            data = json.loads(path.read_text())
+            data["_written"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+            parts.append(section(data))
+        else:
+            parts.append(f"## {name}\n\nNot run yet: `python bench/{name}.py --full`.\n")
+    gpu_path = results / "gpu.json"
+    if gpu_path.exists():
+        data = json.loads(gpu_path.read_text())
+        data["_written"] = time.strftime("%Y-%m-%d %H:%M", time.localtime(gpu_path.stat().st_mtime))
+        parts.append(gpu(data))
+    else:
+        parts.append(GPU_NOT_RUN)
+    return "\n".join(parts)

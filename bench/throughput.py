@@ -1,0 +1,122 @@
+"""Training throughput: tunewise LoRA SFT against a plain TRL script on skewed chat data.
+
+Both sides train the bundled model on the same generated file with the same hyperparameters, one
+after the other, each in its own process (model load, tokenization and the first step are
+excluded: the clock runs from the end of step 1 to the end of the last step). Reported: real
+(non-padding) tokens/s of each, their ratio, and model FLOPs utilization against the matmul
+peak each process measured just before it trained.
+
+    python bench/throughput.py [--full]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import REPO, emit, load_average, machine_info, parse_args, run_json  # noqa: E402
+from _data import write_skewed_chat  # noqa: E402
+from _flops import DecoderShape, causal_pairs, microbatch_flops  # noqa: E402
+
+FULL = {"rows": 2000, "steps": 5, "max_length": 512, "batch": 8}
+QUICK = {"rows": 200, "steps": 3, "max_length": 128, "batch": 2}
+LORA_RANK = 16
+
+
+def _extra(parser) -> None:
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="Base model (bundled name or directory).")
+    parser.add_argument("--steps", type=int, help="Optimizer steps per side (the first is warm-up).")
+    parser.add_argument("--threads", type=int, help="torch threads in both sides (default: torch's choice).")
+    parser.add_argument("--skip-baseline", action="store_true", help="Only the tunewise side (profiling).")
+    parser.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout on both sides (peft's default 0).")
+    parser.add_argument("--baseline-gc", choices=("default", "on", "off"), default="default",
+                        help="Baseline gradient checkpointing: TRL's default (on), or forced.")
+
+
+def summarize(side: dict, shape: DecoderShape) -> dict:
+    """Tokens/s and MFU over steps 2..N (step 1 is warm-up)."""
+    steps = side["steps"]
+    measured = steps[1:]
+    seconds = steps[-1]["end_s"] - steps[0]["end_s"]
+    cpu_seconds = steps[-1]["cpu_s"] - steps[0]["cpu_s"]
+    peak = side["matmul_peak_flops"]
+    tokens = sum(s["tokens"] for s in measured)
+    flops = 0.0
+    for s in measured:
+        pairs = s.get("attention_pairs")
+        if pairs is None:
+            pairs = causal_pairs(s["rows"])
+        flops += microbatch_flops(shape, tokens=s["tokens"], head_positions=s["head_positions"],
+                                  attention_pairs=pairs, lora_rank=LORA_RANK)
+    padded = sum(s["padded_tokens"] for s in measured)
+    return {
+        "tokens_per_s": round(tokens / seconds, 1),
+        "measured_steps": len(measured),
+        "measured_tokens": tokens,
+        "seconds": round(seconds, 1),
+        "padding_fraction": round(1 - tokens / padded, 3),
+        "model_gflops_per_s": round(flops / seconds / 1e9, 2),
+        "mflops_per_token": round(flops / tokens / 1e6, 1),
+        "matmul_peak_gflops_per_s": round(peak["wall"] / 1e9, 2),
+        "mfu": round(flops / seconds / peak["wall"], 3),
+        "threads": side["threads"],
+        # CPU-time figures: steadier than wall time on a shared machine, meaningful at one thread.
+        "tokens_per_cpu_s": round(tokens * side["threads"] / cpu_seconds, 1),
+        "mfu_cpu_time": round(flops / (cpu_seconds / side["threads"]) / peak["cpu"], 3),
+        "load_average": side["load_average"],
+        "peak_rss_mib": side["peak_rss_mib"],
+    }
+
+
+def _shape(model: str) -> DecoderShape:
+    from transformers import AutoConfig
+
+    from tunewise.models import resolve_base_model
+
+    return DecoderShape.from_config(AutoConfig.from_pretrained(str(resolve_base_model(model))))
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], _extra)
+    size = dict(FULL if args.full else QUICK)
+    if args.threads:
+        os.environ["BENCH_THREADS"] = str(args.threads)
+    if args.steps:
+        size["steps"] = args.steps
+    work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    data = write_skewed_chat(work / "skewed_chat.jsonl", size["rows"], seed=0, max_tokens=size["max_length"])
+    common = ["--data", str(data), "--model", args.model, "--steps", str(size["steps"]),
+              "--batch", str(size["batch"]), "--max-length", str(size["max_length"]), "--lora-dropout", str(args.lora_dropout)]
+    sides = {}
+    if not args.skip_baseline:
+        out = work / "baseline.json"
+        run_json([sys.executable, str(REPO / "bench" / "_baseline_trl.py"), *common, "--out", str(out),
+                  "--gradient-checkpointing", args.baseline_gc])
+        sides["baseline"] = json.loads(out.read_text())
+    out = work / "tunewise.json"
+    run_json([sys.executable, str(REPO / "bench" / "_tunewise_sft.py"), *common, "--out", str(out)])
+    sides["tunewise"] = json.loads(out.read_text())
+    shape = _shape(args.model)
+    result = {
+        "mode": "full" if args.full else "quick",
+        "command": "python bench/throughput.py" + (" --full" if args.full else ""),
+        "size": size, "model": args.model, "lora_dropout": args.lora_dropout, "machine": machine_info(),
+        "tunewise_batch_plan": sides["tunewise"].get("batch_plan"),
+        "baseline_gradient_checkpointing": sides.get("baseline", {}).get("gradient_checkpointing"),
+        "tunewise": summarize(sides["tunewise"], shape),
+    }
+    if "baseline" in sides:
+        result["baseline"] = summarize(sides["baseline"], shape)
+        result["ratio"] = round(result["tunewise"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2)
+        result["ratio_cpu_time"] = round(result["tunewise"]["tokens_per_cpu_s"] / result["baseline"]["tokens_per_cpu_s"], 2)
+    result["load_average_end"] = load_average()
+    emit("throughput", result, write=args.full)
+
+
+if __name__ == "__main__":
+    main()
