@@ -21,19 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import apply_thread_setting, load_average, matmul_peak_flops, peak_rss_mib, training_device  # noqa: E402
+from _common import (apply_thread_setting, load_average, matmul_peak_flops, peak_rss_mib,  # noqa: E402
+                     side_parser, training_device)
 
 
 def _args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--steps", type=int, required=True)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--lora-dropout", type=float, default=0.0)
+    parser = side_parser(__doc__.splitlines()[0])
     parser.add_argument("--gradient-checkpointing", choices=("default", "on", "off"), default="default")
-    parser.add_argument("--out", type=Path, required=True)
     return parser.parse_args()
 
 

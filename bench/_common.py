@@ -37,6 +37,19 @@ def parse_args(description: str, extra: Any = None) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def side_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments both sides of the throughput benchmark take: the same data and hyperparameters."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--lora-dropout", type=float, default=0.0)
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
 def load_average() -> float:
     """1-minute load average (the machine is shared; figures taken at high load are noisy)."""
     return round(os.getloadavg()[0], 2)
