@@ -13,7 +13,7 @@ import itertools
 import json
 import string
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
+Record = dict[str, Any]  # a normalized record
 NUM_PERM = 64
 _LSH_WEIGHTS = (0.05, 0.95)  # (false positive, false negative) weights when datasketch picks bands
 _MAX_LSH_THRESHOLD = 0.95  # datasketch needs >= 2 bands; the jaccard check still applies the real threshold
@@ -93,41 +94,94 @@ class ExactDeduplicator:
         return None
 
 
+def near_duplicates(
+    rows: Iterable[tuple[Record, int | None]], threshold: float, *, num_perm: int = NUM_PERM
+) -> Iterator[tuple[Record, int | None, Duplicate | None]]:
+    """Each (record, line) in order, with the earlier kept record it nearly repeats, or None.
+
+    Run after exact deduplication. Records are signed with numpy a batch at a time (at most
+    _BATCH_WORDS words, so a batch's records are all this holds of them) and each signature then
+    goes through `NearDuplicateIndex.check` in file order: the result is the same however the rows
+    are batched. datasketch (and the scipy it imports, about a second) is loaded only when there
+    are at least two records to compare.
+    """
+    batches = _word_batches(rows)
+    head = list(itertools.islice(batches, 2))
+    if sum(map(len, head)) < 2:
+        for record, line, _ in itertools.chain.from_iterable(head):
+            yield record, line, None
+        return
+    signer = _Signer(num_perm)
+    index = NearDuplicateIndex(threshold, num_perm=num_perm)
+    for batch in itertools.chain(head, batches):
+        signatures = signer.sign_batch([ids for _, _, ids in batch])
+        for (record, line, _), values in zip(batch, signatures):
+            yield record, line, index.check(values, line)
+
+
 def find_near_duplicates(
     records: list[dict[str, Any]], lines: list[int | None], threshold: float, *, num_perm: int = NUM_PERM
 ) -> dict[int, Duplicate]:
     """Index -> Duplicate for every record that nearly repeats an earlier kept one (file order).
 
-    Run after exact deduplication. Signatures are computed in batches with numpy; datasketch's
-    MinHashLSH indexes them. datasketch (and the scipy it imports, about a second) is loaded only
-    when there are at least two records to compare.
+    The list form of `near_duplicates`, for callers that hold the records anyway.
     """
-    if len(records) < 2:
-        return {}
-    import numpy as np
-    from datasketch import MinHashLSH
+    found = near_duplicates(zip(records, lines), threshold, num_perm=num_perm)
+    return {index: duplicate for index, (_, _, duplicate) in enumerate(found) if duplicate is not None}
 
-    # Bands tuned for recall (few missed pairs); every candidate is then checked against the threshold.
-    lsh = MinHashLSH(threshold=min(threshold, _MAX_LSH_THRESHOLD), num_perm=num_perm, weights=_LSH_WEIGHTS)
-    signer = _Signer(num_perm)
-    kept: dict[int, Any] = {}
-    found: dict[int, Duplicate] = {}
-    for index, values in enumerate(signer.signatures(records)):
+
+class NearDuplicateIndex:
+    """MinHash signatures of the kept records, indexed with datasketch's MinHashLSH.
+
+    Per kept record it holds the signature (num_perm uint32) and its LSH entry; nothing of the record.
+    """
+
+    def __init__(self, threshold: float, *, num_perm: int = NUM_PERM):
+        from datasketch import MinHashLSH
+
+        # Bands tuned for recall (few missed pairs); every candidate is then checked against the threshold.
+        self._lsh = MinHashLSH(threshold=min(threshold, _MAX_LSH_THRESHOLD), num_perm=num_perm, weights=_LSH_WEIGHTS)
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self._signatures: list[np.ndarray] = []  # by LSH key: kept records in file order
+        self._lines: list[int | None] = []
+
+    def check(self, values: np.ndarray, line: int | None) -> Duplicate | None:
+        """The earliest kept record whose estimated similarity reaches the threshold, or None after
+        keeping this one. Call in file order: a record is compared only with those kept before it."""
+        import numpy as np
+
         sketch = _sketch(values)
         best: tuple[int, float] | None = None
-        for key in lsh.query(sketch):
-            similarity = float(np.count_nonzero(values == kept[key])) / num_perm
-            if similarity >= threshold and (best is None or key < best[0]):
+        for key in self._lsh.query(sketch):
+            similarity = float(np.count_nonzero(values == self._signatures[key])) / self.num_perm
+            if similarity >= self.threshold and (best is None or key < best[0]):
                 best = (key, similarity)
         if best is not None:
-            found[index] = Duplicate("near", lines[best[0]], round(best[1], 3))
-            continue
-        kept[index] = values
-        lsh.insert(index, sketch)
-    return found
+            return Duplicate("near", self._lines[best[0]], round(best[1], 3))
+        self._lsh.insert(len(self._signatures), sketch)
+        self._signatures.append(values)
+        self._lines.append(line)
+        return None
 
 
 _BATCH_WORDS = 50_000  # words per numpy pass: 50k shingles x 64 permutations x 4 bytes = 13 MB
+
+
+def _word_batches(rows: Iterable[tuple[Record, int | None]]) -> Iterator[list[tuple[Record, int | None, list[int]]]]:
+    """(record, line, word ids) in order, grouped so a batch holds at most _BATCH_WORDS words
+    (a longer record comes alone)."""
+    batch: list[tuple[Record, int | None, list[int]]] = []
+    words = 0
+    for record, line in rows:
+        ids = word_ids(record_text(record))
+        if batch and words + len(ids) > _BATCH_WORDS:
+            yield batch
+            batch, words = [], 0
+        batch.append((record, line, ids))
+        words += len(ids)
+    if batch:
+        yield batch
 
 
 class _Signer:
@@ -140,22 +194,11 @@ class _Signer:
         self.a = (rng.integers(0, 1 << 32, num_perm, dtype=np.uint64) | np.uint64(1)).astype(np.uint32)
         self.b = rng.integers(0, 1 << 32, num_perm, dtype=np.uint64).astype(np.uint32)
 
-    def signatures(self, records: list[dict[str, Any]]) -> Iterator[np.ndarray]:
-        """One signature per record, in order, computed a bounded number of words at a time."""
-        batch: list[list[int]] = []
-        words = 0
-        for record in records:
-            ids = word_ids(record_text(record))
-            if words + len(ids) > _BATCH_WORDS and batch:
-                yield from self.sign(batch)
-                batch, words = [], 0
-            if len(ids) > _BATCH_WORDS:  # a long document: sign it in overlapping pieces
-                yield self.sign_long(ids)
-                continue
-            batch.append(ids)
-            words += len(ids)
-        if batch:
-            yield from self.sign(batch)
+    def sign_batch(self, ids: list[list[int]]) -> Sequence[np.ndarray]:
+        """One signature per text of a batch from `_word_batches`."""
+        if len(ids) == 1 and len(ids[0]) > _BATCH_WORDS:  # a long document: sign it in overlapping pieces
+            return [self.sign_long(ids[0])]
+        return self.sign(ids)
 
     def sign(self, ids: list[list[int]]) -> np.ndarray:
         import numpy as np

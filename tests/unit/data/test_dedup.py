@@ -78,4 +78,7 @@ def test_long_documents_are_signed_in_pieces_with_the_same_result(monkeypatch):
     monkeypatch.setattr(dedup, "_BATCH_WORDS", 700)
     assert (signer.sign_long(ids) == whole).all()
     records = [{"text": "short text one"}, {"text": " ".join(map(str, range(3000)))}, {"text": "short text two"}]
-    assert len(list(signer.signatures(records))) == 3
+    batches = list(dedup._word_batches((record, None) for record in records))
+    assert [len(batch) for batch in batches] == [1, 1, 1]  # the long document comes alone
+    assert [len(signer.sign_batch([ids for _, _, ids in batch])) for batch in batches] == [1, 1, 1]
+    assert [d for _, _, d in dedup.near_duplicates(((r, n) for n, r in enumerate(records)), 0.9)] == [None] * 3
