@@ -1,7 +1,9 @@
 """Read one data file end to end: load, detect, normalize, deduplicate, tokenize, check lengths.
 
-`read_dataset` streams the rows (only normalized records are kept in memory) and returns them
-with a `DataReport`; `validate_file` is the same pass for its report alone.
+Both entry points make one streaming pass over the rows: each row is normalized, checked against
+the exact and near duplicates seen so far, then measured in tokens, before the next ones are read.
+`read_dataset` keeps the surviving records (training needs them) with a `DataReport`;
+`validate_file` keeps none, only what deduplication must remember per row and the report.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tunewise.data.dedup import ExactDeduplicator, find_near_duplicates
+from tunewise.data.dedup import ExactDeduplicator, near_duplicates
 from tunewise.data.formats import DETECT_SAMPLE_ROWS, RowFormat, detect_format, get_format
 from tunewise.data.formats.preference import record_kind
 from tunewise.data.problems import FieldError, RowError
@@ -47,12 +49,15 @@ def validate_file(
     """Check a data file without training; see `read_dataset` for the arguments.
 
     Token statistics and the too-long count need a tokenizer. `report.ok` is False when any
-    problem must stop training (with on_invalid="fail", every invalid row is one).
+    problem must stop training (with on_invalid="fail", every invalid row is one). No record is
+    kept: memory grows per row only by what deduplication remembers (a 16-byte digest, a MinHash
+    signature and its LSH entry) and, with a tokenizer, the token length behind the statistics.
     """
-    return read_dataset(
-        path, format=format, tokenizer=tokenizer, max_length=max_length, on_too_long=on_too_long,
-        dedup=dedup, near_dup_threshold=near_dup_threshold, on_invalid=on_invalid,
-    ).report
+    out = LoadedData(report=DataReport(file=str(path), max_length=max_length))
+    _read(out, path, keep=False, format=format, tokenizer=tokenizer, tokenize=False, max_length=max_length,
+          on_too_long=on_too_long, dedup=dedup, near_dup_threshold=near_dup_threshold, on_invalid=on_invalid,
+          max_line_bytes=MAX_LINE_BYTES)
+    return out.report
 
 
 def read_dataset(
@@ -82,8 +87,17 @@ def read_dataset(
         on_invalid: "fail" lists invalid rows as errors; "drop" skips them and lists them as dropped.
     Raises DataError only for an unknown format name; every data problem lands in the report.
     """
-    label = str(path)
-    out = LoadedData(report=DataReport(file=label, max_length=max_length))
+    out = LoadedData(report=DataReport(file=str(path), max_length=max_length))
+    _read(out, path, keep=True, format=format, tokenizer=tokenizer, tokenize=tokenize, max_length=max_length,
+          on_too_long=on_too_long, dedup=dedup, near_dup_threshold=near_dup_threshold, on_invalid=on_invalid,
+          max_line_bytes=max_line_bytes)
+    return out
+
+
+def _read(out: LoadedData, path: str | Path, *, keep: bool, format: str | None, tokenizer: Any, tokenize: bool,
+          max_length: int | None, on_too_long: str, dedup: bool, near_dup_threshold: float, on_invalid: str,
+          max_line_bytes: int) -> None:
+    """One pass over the rows: fill `out.report`, and `out`'s records, lines and examples if `keep`."""
     report = out.report
     rows = load_rows(path, max_line_bytes=max_line_bytes)
     head = _head(rows)
@@ -92,16 +106,29 @@ def read_dataset(
         _count_rows(itertools.chain(head, rows), report, on_invalid)
     else:
         out.kind = fmt.kind
-        _normalize_rows(itertools.chain(head, rows), fmt, out, on_invalid, dedup)
+        records = _unique_records(itertools.chain(head, rows), fmt, report, on_invalid, dedup)
         if dedup:
-            _remove_near_duplicates(out, near_dup_threshold)
-        if tokenizer is not None and out.records:
-            _measure_tokens(out, tokenizer, tokenize=tokenize, max_length=max_length, on_too_long=on_too_long,
-                            on_invalid=on_invalid)
-    report.rows_kept = len(out.records)
-    if not out.records and not any(p.fatal for p in report.errors):
-        report.errors.append(RowError(label, None, None, _nothing_left(report), fatal=True))
-    return out
+            records = _drop_near_duplicates(records, report, near_dup_threshold)
+        meter = None if tokenizer is None else _TokenMeter(tokenizer, fmt.kind, report, max_length=max_length,
+                                                            on_too_long=on_too_long, on_invalid=on_invalid)
+        examples: list[Any] = []  # one per kept record: None when not tokenized
+        for record, line in records:
+            example = None
+            if meter is not None:
+                wanted, example = meter.measure(record, line)
+                if not wanted:
+                    continue
+            report.rows_kept += 1
+            if keep:
+                out.records.append(record)
+                out.lines.append(line)
+                examples.append(example)
+        if meter is not None:
+            meter.finish()
+            if keep and tokenize and meter.active and fmt.kind not in _UNTOKENIZED:
+                out.examples = examples  # every record of these kinds was tokenized
+    if report.rows_kept == 0 and not any(p.fatal for p in report.errors):
+        report.errors.append(RowError(report.file, None, None, _nothing_left(report), fatal=True))
 
 
 def _head(rows: Iterator[Row]) -> list[Row]:
@@ -143,8 +170,9 @@ def _add_problem(report: DataReport, problem: RowError, on_invalid: str) -> None
     (report.dropped if on_invalid == "drop" and not problem.fatal else report.errors).append(problem)
 
 
-def _normalize_rows(rows: Iterator[Row], fmt: RowFormat, out: LoadedData, on_invalid: str, dedup: bool) -> None:
-    report = out.report
+def _unique_records(rows: Iterator[Row], fmt: RowFormat, report: DataReport, on_invalid: str,
+                    dedup: bool) -> Iterator[tuple[dict[str, Any], int | None]]:
+    """(record, line) for each valid row in file order, less exact duplicates when `dedup`."""
     exact = ExactDeduplicator() if dedup else None
     for line, row in rows:
         if line is not None:
@@ -160,21 +188,17 @@ def _normalize_rows(rows: Iterator[Row], fmt: RowFormat, out: LoadedData, on_inv
             if duplicate is not None:
                 report.exact_duplicates.append({"line": line, "duplicate_of": duplicate.of_line})
                 continue
-        out.records.append(record)
-        out.lines.append(line)
+        yield record, line
 
 
-def _remove_near_duplicates(out: LoadedData, threshold: float) -> None:
-    found = find_near_duplicates(out.records, out.lines, threshold)
-    if not found:
-        return
-    for index in sorted(found):
-        duplicate = found[index]
-        out.report.near_duplicates.append(
-            {"line": out.lines[index], "duplicate_of": duplicate.of_line, "similarity": duplicate.similarity}
-        )
-    out.records = [r for i, r in enumerate(out.records) if i not in found]
-    out.lines = [n for i, n in enumerate(out.lines) if i not in found]
+def _drop_near_duplicates(records: Iterator[tuple[dict[str, Any], int | None]], report: DataReport,
+                          threshold: float) -> Iterator[tuple[dict[str, Any], int | None]]:
+    for record, line, duplicate in near_duplicates(records, threshold):
+        if duplicate is None:
+            yield record, line
+        else:
+            report.near_duplicates.append({"line": line, "duplicate_of": duplicate.of_line,
+                                           "similarity": duplicate.similarity})
 
 
 def _normalize_one(fmt: RowFormat, row: dict, line: int | None, report: DataReport, on_invalid: str) -> dict | None:
@@ -198,42 +222,64 @@ def _normalize_one(fmt: RowFormat, row: dict, line: int | None, report: DataRepo
     return record
 
 
-def _measure_tokens(out: LoadedData, tokenizer: Any, *, tokenize: bool, max_length: int | None,
-                    on_too_long: str, on_invalid: str) -> None:
-    """Token lengths for the report; drop or truncate long examples; keep examples if `tokenize`."""
-    report = out.report
-    if out.kind == "conversation":
-        if not getattr(tokenizer, "chat_template", None):
-            report.errors.append(RowError(report.file, None, None, "the tokenizer has no chat template; "
-                                          "conversations cannot be formatted (use a chat model or format text)", fatal=True))
-            return
-        report.masking = masking_mode(tokenizer)
-    report.too_long_action = on_too_long if max_length else None
-    records, lines, examples = [], [], []
-    for record, line in zip(out.records, out.lines):
+class _TokenMeter:
+    """Token length of each surviving record, for the report; drops or truncates the long ones.
+
+    Starts on the first record (a file with none gets no masking or too-long action). Its problems
+    are held back until `finish`, so the report lists them after every reading problem, in the
+    order a read-everything-then-measure pass gives.
+    """
+
+    def __init__(self, tokenizer: Any, kind: str, report: DataReport, *, max_length: int | None,
+                 on_too_long: str, on_invalid: str):
+        self.tokenizer, self.kind, self.report = tokenizer, kind, report
+        self.max_length, self.on_too_long, self.on_invalid = max_length, on_too_long, on_invalid
+        self.active: bool | None = None  # None before the first record; False: the tokenizer cannot format it
+        self._held = DataReport(file=report.file)  # problems, until finish()
+
+    def measure(self, record: dict[str, Any], line: int | None) -> tuple[bool, dict[str, list[int]] | None]:
+        """(keep the record?, its example: None for preference and prompt records, or when not active)."""
+        if self.active is None:
+            self.active = self._start()
+        if not self.active:
+            return True, None
+        file = self.report.file
         try:
-            example = None if out.kind in _UNTOKENIZED else tokenize_record(tokenizer, record)
-            length = _aligned_length(tokenizer, record) if example is None else len(example["input_ids"])
+            example = None if self.kind in _UNTOKENIZED else tokenize_record(self.tokenizer, record)
+            length = _aligned_length(self.tokenizer, record) if example is None else len(example["input_ids"])
         except DataError as err:
-            _add_problem(report, RowError(report.file, line, "messages", err.message), on_invalid)
-            continue
-        report.token_lengths.append(length)
-        if max_length and length > max_length:
-            report.too_long += 1
-            reason = f"{length} tokens, over max_length={max_length}"
-            if on_too_long == "drop":
-                report.dropped.append(RowError(report.file, line, "(length)", f"{reason}; dropped"))
-                continue
-            if example is not None:
-                example = truncate_example(example, max_length)
-                if example is None:
-                    report.dropped.append(RowError(report.file, line, "(length)", f"{reason}; truncation leaves no answer tokens"))
-                    continue
-        records.append(record)
-        lines.append(line)
-        examples.append(example)
-    out.records, out.lines = records, lines
-    out.examples = examples if tokenize and out.kind not in _UNTOKENIZED else None
+            _add_problem(self._held, RowError(file, line, "messages", err.message), self.on_invalid)
+            return False, None
+        self.report.token_lengths.append(length)
+        if not self.max_length or length <= self.max_length:
+            return True, example
+        self.report.too_long += 1
+        reason = f"{length} tokens, over max_length={self.max_length}"
+        if self.on_too_long == "drop":
+            self._held.dropped.append(RowError(file, line, "(length)", f"{reason}; dropped"))
+            return False, None
+        if example is not None:
+            example = truncate_example(example, self.max_length)
+            if example is None:
+                reason += "; truncation leaves no answer tokens"
+                self._held.dropped.append(RowError(file, line, "(length)", reason))
+                return False, None
+        return True, example
+
+    def finish(self) -> None:
+        self.report.errors.extend(self._held.errors)
+        self.report.dropped.extend(self._held.dropped)
+
+    def _start(self) -> bool:
+        if self.kind == "conversation":
+            if not getattr(self.tokenizer, "chat_template", None):
+                reason = ("the tokenizer has no chat template; "
+                          "conversations cannot be formatted (use a chat model or format text)")
+                self._held.errors.append(RowError(self.report.file, None, None, reason, fatal=True))
+                return False
+            self.report.masking = masking_mode(self.tokenizer)
+        self.report.too_long_action = self.on_too_long if self.max_length else None
+        return True
 
 
 # Records the aligning trainers tokenize themselves; the pipeline measures them only.
