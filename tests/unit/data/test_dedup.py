@@ -82,3 +82,58 @@ def test_long_documents_are_signed_in_pieces_with_the_same_result(monkeypatch):
     assert [len(batch) for batch in batches] == [1, 1, 1]  # the long document comes alone
     assert [len(signer.sign_batch([ids for _, _, ids in batch])) for batch in batches] == [1, 1, 1]
     assert [d for _, _, d in dedup.near_duplicates(((r, n) for n, r in enumerate(records)), 0.9)] == [None] * 3
+
+
+
+def test_only_a_shared_band_makes_a_candidate_even_when_band_hashes_collide(monkeypatch):
+    # As in MinHashLSH: a signature off by one value in every band is no candidate, however similar.
+    import numpy as np
+
+    import tunewise.data.dedup as dedup
+
+    monkeypatch.setattr(dedup, "_BAND_HASH_MASK", 0)  # every band of every record hashes alike
+    index = dedup.NearDuplicateIndex(0.5)
+    starts = [start for start, _ in index._bands]
+    first = np.arange(dedup.NUM_PERM, dtype=np.uint32)
+    apart = first.copy()
+    apart[starts] += 1000
+    assert index.check(first, 1) is None
+    assert index.check(apart, 2) is None  # similar to line 1 but shares no band with it: kept
+    close = apart.copy()
+    close[starts[0]] = first[starts[0]]  # shares band 0 with line 1, the others with line 2
+    similarity = round(1 - (len(starts) - 1) / dedup.NUM_PERM, 3)
+    assert index.check(close, 3) == dedup.Duplicate("near", 1, similarity)  # the earliest match wins
+
+
+def test_index_matches_datasketch_minhashlsh():
+    # The same decisions as querying, then inserting into, MinHashLSH with the same bands.
+    import numpy as np
+    from datasketch import MinHashLSH
+
+    import tunewise.data.dedup as dedup
+
+    rng = np.random.default_rng(0)
+    bases = rng.integers(0, 1 << 32, (15, dedup.NUM_PERM), dtype=np.uint64).astype(np.uint32)
+    signatures = bases[rng.integers(0, 15, 300)]
+    signatures[rng.random(signatures.shape) < 0.08] = 7  # about 8% of the values changed per copy
+    index = dedup.NearDuplicateIndex(0.8)
+    lsh = MinHashLSH(threshold=0.8, num_perm=dedup.NUM_PERM, weights=dedup._LSH_WEIGHTS)
+    kept: list[tuple[int, np.ndarray]] = []  # (line, signature) by LSH key
+    for line, values in enumerate(signatures):
+        sketch = _lean_minhash(values)
+        matches = sorted(k for k in lsh.query(sketch) if np.count_nonzero(values == kept[k][1]) >= 0.8 * dedup.NUM_PERM)
+        found = index.check(values, line)
+        assert (found.of_line if found else None) == (kept[matches[0]][0] if matches else None)
+        if not matches:
+            lsh.insert(len(kept), sketch)
+            kept.append((line, values))
+    assert 15 <= len(kept) < 250  # some copies were caught, some were too far apart
+
+
+def _lean_minhash(values):
+    from datasketch import LeanMinHash
+
+    try:
+        return LeanMinHash(seed=1, hashvalues=values, scheme="affine32")
+    except TypeError:  # datasketch < 2 has no schemes
+        return LeanMinHash(seed=1, hashvalues=values)
