@@ -199,7 +199,7 @@ _BAND_HASH_MASK = (1 << 60) - 1  # keeps each hash a two-digit (32-byte) int
 _BLOCK_ROWS = 4096  # signatures per block: 1 MiB at 64 permutations, no copying as the index grows
 
 
-_BATCH_WORDS = 50_000  # words per numpy pass: 50k shingles x 64 permutations x 4 bytes = 13 MB
+_BATCH_WORDS = 20_000  # words per numpy pass: 20k shingles x 64 permutations x 4 bytes = 5 MB an array
 
 
 def _word_batches(rows: Iterable[tuple[Record, int | None]]) -> Iterator[list[tuple[Record, int | None, list[int]]]]:
