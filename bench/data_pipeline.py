@@ -2,9 +2,10 @@
 
 `tunewise.data.validate_file` over a generated JSONL (2% exact copies, 1% near copies, 0.5% invalid
 rows), in a fresh process per variant: rows/s, and the growth of peak RSS over the RSS before the
-call, against the file's size (the pipeline streams rows and keeps normalized records; it must not
-hold the file twice). Variants: without a tokenizer (validation + dedup), and with the bundled
-model's tokenizer (adds templating and token lengths, what `tunewise data validate` does).
+call, against the file's size (validate_file streams the rows and keeps no records: what grows with
+the row count is what deduplication remembers, about 1 KB per kept row, and the token lengths).
+Variants: without a tokenizer (validation + dedup), and with the bundled model's tokenizer (adds
+templating and token lengths, what `tunewise data validate` does).
 
     python bench/data_pipeline.py [--full]
 """
