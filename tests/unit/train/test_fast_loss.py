@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from tunewise.data import collate, pack_examples
-from tunewise.train.loss import PACKED_ATTENTION, head_cross_entropy_sum, labelled_loss_sum, packed_example_lengths
+from tunewise.train.loss import head_cross_entropy_sum, labelled_loss_sum
+from tunewise.train.packed_attention import PACKED_ATTENTION, packed_example_lengths
 
 
 def _examples(vocab: int, seed: int = 0) -> list[dict]:
