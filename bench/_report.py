@@ -14,8 +14,8 @@ HEADER = """# Benchmarks
 
 Written by `python bench/run_all.py --full` (each section: `python bench/<name>.py --full`); the
 JSON behind every figure is in `bench/results/`. The machine is shared: each figure carries the
-1-minute load average when it was taken (at 2 cores, a load above ~1.5 means other work was
-competing and the figure is low). `python bench/<name>.py` without `--full` is a quick smoke run.
+1-minute load average when it was taken (a training benchmark's own two threads make a load of
+about 2 on this 2-core machine; well above that, other work was competing and the figure is low). `python bench/<name>.py` without `--full` is a quick smoke run.
 """
 
 TORCHTUNE = """Published reference, for scale only (other GPU, other settings): torchtune's table for Llama 3.1 8B
@@ -98,6 +98,12 @@ def throughput(r: dict[str, Any]) -> str:
                      f"**{s['mfu']:.0%}** | {s['matmul_peak_gflops_per_s']} | {s['mflops_per_token']} | "
                      f"{s['peak_rss_mib'] / 1024:.1f} GiB | {s['load_average'][0]}-{s['load_average'][1]} |")
     ratio = f"\n**tunewise / baseline: {r['ratio']}x** real tokens/s (CPU-time ratio {r['ratio_cpu_time']}x).\n" if b else ""
+    c = r.get("gemm_ceiling")
+    ceiling = (f"\n**Matmul ceiling of this step** (`bench/_gemm_ceiling.py`: the step's own GEMMs, {c['tokens']} tokens and "
+               f"{c['head_positions']} head positions, timed alone, back to back): {c['gflops_per_s']} GFLOP/s, "
+               f"{c['fraction_of_peak']:.0%} of the square-matmul peak. tunewise's model FLOP/s are "
+               f"**{c['tunewise_fraction_of_ceiling']:.0%} of that ceiling**: the rest of the gap to MFU 100% is the "
+               "BLAS on these skinny shapes, which no training loop closes with the same kernels.\n") if c else ""
     return f"""## Training throughput: LoRA SFT on the bundled model
 
 {_meta(r)}
@@ -109,7 +115,7 @@ the clock runs from the end of step 1 to the end of the last (model load, tokeni
 warm-up step excluded), in a process per side, one after the other.
 
 {chr(10).join(table)}
-{ratio}
+{ratio}{ceiling}
 - **baseline**: `bench/_baseline_trl.py`, the script a user writes: TRL `SFTTrainer` + peft
   `LoraConfig`, no packing, padded batches, `bf16=False`, TRL's defaults otherwise, which include
   `gradient_checkpointing=True` (baseline here: {r.get('baseline_gradient_checkpointing')}) and the

@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, emit, load_average, machine_info, parse_args, run_json  # noqa: E402
 from _data import write_skewed_chat  # noqa: E402
 from _flops import DecoderShape, causal_pairs, microbatch_flops  # noqa: E402
+from _gemm_ceiling import lora_step_ceiling  # noqa: E402
 
 FULL = {"rows": 2000, "steps": 5, "max_length": 512, "batch": 8}
 QUICK = {"rows": 200, "steps": 3, "max_length": 128, "batch": 2}
@@ -73,6 +74,21 @@ def summarize(side: dict, shape: DecoderShape) -> dict:
     }
 
 
+def _ceiling(side: dict, shape: DecoderShape, summary: dict) -> dict:
+    """The step's own GEMMs timed alone (bench/_gemm_ceiling.py), at tunewise's mean micro-batch."""
+    from _common import apply_thread_setting
+
+    apply_thread_setting()
+    measured = side["steps"][1:]
+    tokens = round(sum(s["tokens"] for s in measured) / len(measured))
+    head = round(sum(s["head_positions"] for s in measured) / len(measured))
+    ceiling = lora_step_ceiling(shape, tokens=tokens, head_positions=head, lora_rank=LORA_RANK)
+    peak = summary["matmul_peak_gflops_per_s"]
+    return {**ceiling, "tokens": tokens, "head_positions": head,
+            "fraction_of_peak": round(ceiling["gflops_per_s"] / peak, 3),
+            "tunewise_fraction_of_ceiling": round(summary["model_gflops_per_s"] / ceiling["gflops_per_s"], 3)}
+
+
 def _shape(model: str) -> DecoderShape:
     from transformers import AutoConfig
 
@@ -114,6 +130,7 @@ def main() -> None:
         result["baseline"] = summarize(sides["baseline"], shape)
         result["ratio"] = round(result["tunewise"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2)
         result["ratio_cpu_time"] = round(result["tunewise"]["tokens_per_cpu_s"] / result["baseline"]["tokens_per_cpu_s"], 2)
+    result["gemm_ceiling"] = _ceiling(sides["tunewise"], shape, result["tunewise"])
     result["load_average_end"] = load_average()
     emit("throughput", result, write=args.full)
 
