@@ -83,14 +83,12 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     _print_parameters(spec.method.name, trainer.model)
 
     fetched = manager.fetch_latest(dest=run_dir / ".staging")
-    resumed_from = None
+    resumed_from = fetched[0].step if fetched else None
+    metrics.truncate_after(resumed_from or 0)  # rows a killed attempt logged past the checkpoint are redone
     if fetched is not None:
-        info, folder = fetched
-        resumed_from = info.step
-        metrics.truncate_after(info.step)
-        console.print(f"[green]resuming[/] from checkpoint at step {info.step}")
+        console.print(f"[green]resuming[/] from checkpoint at step {resumed_from}")
     try:
-        trainer.train(resume_from_checkpoint=str(folder) if fetched else None)
+        trainer.train(resume_from_checkpoint=str(fetched[1]) if fetched else None)
     finally:
         callback.close()
     artifact = write_artifact(job, trainer.model)

@@ -96,8 +96,8 @@ def train(spec: Any, run_dir: Path) -> Any:
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     state = resume_ppo(manager, model, optimizer, scheduler, run_dir / ".staging")
     resumed_from = state.step if state else None
+    metrics.truncate_after(resumed_from or 0)  # rows a killed attempt logged past the checkpoint are redone
     if state is not None:
-        metrics.truncate_after(state.step)
         console.print(f"[green]resuming[/] from checkpoint at step {state.step} of {total}")
     state = state or LoopState()
     write_status(run_dir, total_steps=total, step=state.step)

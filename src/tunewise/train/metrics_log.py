@@ -59,6 +59,8 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """On resume, forget rows logged after the checkpoint we resume from (they will be redone)."""
+        if not self.path.is_file():
+            return
         rows = [r for r in self.read() if r.get("step", 0) <= step]
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

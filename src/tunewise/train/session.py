@@ -174,8 +174,8 @@ class TrainingSession:
         metrics = MetricsLog(self.run_dir / "metrics.jsonl")
         state = resume_if_possible(manager, model, optimizer, scheduler, self.run_dir / ".staging")
         resumed_from = state.step if state else None
+        metrics.truncate_after(resumed_from or 0)  # rows a killed attempt logged past the checkpoint are redone
         if state is not None:
-            metrics.truncate_after(state.step)
             console.print(f"[green]resuming[/] from checkpoint at step {state.step} of {total}")
         state = state or LoopState()
         write_status(self.run_dir, total_steps=total, step=state.step)
