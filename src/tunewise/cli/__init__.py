@@ -17,7 +17,7 @@ from rich.console import Console
 
 app = typer.Typer(
     name="tunewise",
-    help="Plan the adaptation that fits your budget, then train, evaluate, register and serve it.",
+    help="Plan the adaptation that fits your budget, then train, evaluate and register it.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
