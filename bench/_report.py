@@ -157,6 +157,12 @@ weights, gradients, optimizer state, activations and allocator slack, without th
 The planner is {r['planner']} for the same setup; *estimate / training growth* compares the two
 (on CUDA, with torch's peak allocation instead).
 
+The planner models tensors. On CPU the process also keeps heap pages glibc does not hand back
+after a free, which is why training growth runs above the estimate for the adapter modes here;
+`tunewise plan --measure` runs its steps with `MALLOC_MMAP_THRESHOLD_=65536` (freed buffers go back
+to the OS) and measures within 1% of the estimate in every mode (docs/planning.md). Leave that much
+headroom, or set the variable, when planning close to a CPU machine's RAM.
+
 {chr(10).join(table)}
 """
 
