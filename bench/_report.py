@@ -101,9 +101,11 @@ def throughput(r: dict[str, Any]) -> str:
     c = r.get("gemm_ceiling")
     ceiling = (f"\n**Matmul ceiling of this step** (`bench/_gemm_ceiling.py`: the step's own GEMMs, {c['tokens']} tokens and "
                f"{c['head_positions']} head positions, timed alone, back to back): {c['gflops_per_s']} GFLOP/s, "
-               f"{c['fraction_of_peak']:.0%} of the square-matmul peak. tunewise's model FLOP/s are "
-               f"**{c['tunewise_fraction_of_ceiling']:.0%} of that ceiling**: the rest of the gap to MFU 100% is the "
-               "BLAS on these skinny shapes, which no training loop closes with the same kernels.\n") if c else ""
+               f"{c['fraction_of_peak']:.0%} of the square-matmul peak, so the shapes themselves are not what holds MFU "
+               f"down. tunewise's model FLOP/s are {c['tunewise_fraction_of_ceiling']:.0%} of that ceiling: the rest of "
+               "the step goes to the work around the matmuls (attention, RMSNorm, rotary embeddings, SiLU, LoRA "
+               "scaling, residual adds, copies), which is memory-bound on this CPU, and to matmuls running "
+               "between them with colder caches.\n") if c else ""
     return f"""## Training throughput: LoRA SFT on the bundled model
 
 {_meta(r)}
