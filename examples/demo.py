@@ -1,4 +1,4 @@
-"""The end-to-end demo on the bundled SmolLM2-135M-Instruct (`make demo`, about 10 minutes on 2 CPU cores).
+"""The end-to-end demo on the bundled SmolLM2-135M-Instruct (`make demo`, about 4 minutes on 2 idle CPU cores).
 
 1. generate a small task dataset with a fixed seed (examples/make_demo_data.py),
 2. validate it,
