@@ -49,6 +49,7 @@ def packed_example_lengths(position_ids: torch.Tensor) -> list[int] | None:
     return [end - start for start, end in zip(bounds, bounds[1:])]
 
 
+@torch.compiler.disable  # example lengths change every batch: compiled layers call it eagerly
 def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                      attention_mask: torch.Tensor | None, dropout: float = 0.0, scaling: float | None = None,
                      position_ids: torch.Tensor | None = None, **kwargs: Any) -> tuple[torch.Tensor, None]:

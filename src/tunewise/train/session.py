@@ -78,6 +78,10 @@ class TrainingSession:
         model = self.method.build(model, self.method_cfg)
         if self.spec.train.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if self.spec.train.compile:
+            from tunewise.train.compile import compile_decoder_layers
+
+            console.print(f"compiling {compile_decoder_layers(model)} decoder layers (the first steps are slower)")
         trainable, total = count_parameters(model)
         console.print(
             f"method [bold]{self.method.name}[/]: trainable params: {trainable:,} || all params: {total:,} "
