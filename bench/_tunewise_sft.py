@@ -31,6 +31,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--method", default="lora")
     parser.add_argument("--packing", choices=("on", "off"), default="on")
     parser.add_argument("--tracking", choices=("on", "off"), default="on", help="MLflow tracking (default on).")
+    parser.add_argument("--compile", choices=("on", "off"), default="off", help="train.compile (default off).")
     return parser.parse_args()
 
 
@@ -42,7 +43,8 @@ def bench_spec(args: argparse.Namespace) -> dict:
         "data": {"train": str(args.data), "max_length": args.max_length, "val_fraction": 0.0,
                  "packing": args.packing == "on"},
         "train": {"max_steps": args.steps, "micro_batch_size": args.batch, "learning_rate": 2e-4,
-                  "lr_scheduler": "cosine", "warmup_ratio": 0.03, "seed": 42},
+                  "lr_scheduler": "cosine", "warmup_ratio": 0.03, "seed": 42,
+                  "compile": args.compile == "on"},
         "checkpoint": {"every_steps": 100_000, "keep_best": 0, "keep_last": 1},
         "eval": {"enabled": False},
         "tracking": {"enabled": args.tracking == "on"},

@@ -114,9 +114,11 @@ def main() -> None:
         run_json([sys.executable, str(REPO / "bench" / "_baseline_trl.py"), *common, "--out", str(out),
                   "--gradient-checkpointing", args.baseline_gc])
         sides["baseline"] = json.loads(out.read_text())
-    out = work / "tunewise.json"
-    run_json([sys.executable, str(REPO / "bench" / "_tunewise_sft.py"), *common, "--out", str(out)])
-    sides["tunewise"] = json.loads(out.read_text())
+    for side, compiled in (("tunewise", "off"), ("tunewise_compiled", "on")):
+        out = work / f"{side}.json"
+        run_json([sys.executable, str(REPO / "bench" / "_tunewise_sft.py"), *common, "--compile", compiled,
+                  "--out", str(out)])
+        sides[side] = json.loads(out.read_text())
     shape = _shape(args.model)
     result = {
         "mode": "full" if args.full else "quick",
@@ -125,11 +127,13 @@ def main() -> None:
         "tunewise_batch_plan": sides["tunewise"].get("batch_plan"),
         "baseline_gradient_checkpointing": sides.get("baseline", {}).get("gradient_checkpointing"),
         "tunewise": summarize(sides["tunewise"], shape),
+        "tunewise_compiled": summarize(sides["tunewise_compiled"], shape),
     }
     if "baseline" in sides:
         result["baseline"] = summarize(sides["baseline"], shape)
         result["ratio"] = round(result["tunewise"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2)
         result["ratio_cpu_time"] = round(result["tunewise"]["tokens_per_cpu_s"] / result["baseline"]["tokens_per_cpu_s"], 2)
+        result["ratio_compiled"] = round(result["tunewise_compiled"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2)
     result["gemm_ceiling"] = _ceiling(sides["tunewise"], shape, result["tunewise"])
     result["load_average_end"] = load_average()
     emit("throughput", result, write=args.full)
