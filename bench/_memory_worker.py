@@ -116,7 +116,8 @@ def main() -> None:
     estimate = planner_estimate(resolve_base_model(args.model), args.mode, spec.method_config(),
                                 seq_len=args.max_length, micro_batch=args.batch, device=device,
                                 dtype_bytes=dtype.itemsize, gradient_checkpointing=args.gradient_checkpointing)
-    print(json.dumps({"mode": args.mode, "gradient_checkpointing": args.gradient_checkpointing, "device": device, "dtype": str(dtype), "steps": len(rows),
+    print(json.dumps({"mode": args.mode, "gradient_checkpointing": args.gradient_checkpointing, "device": device,
+                      "dtype": str(dtype), "steps": len(rows),
                       "micro_batch": plan.get("micro_batch_size", args.batch), "max_length": args.max_length,
                       "tokens_per_s": _mean_tokens_per_s(rows),
                       "measured": measured, "planner": estimate}))

@@ -3,8 +3,9 @@
 On CPU a small model's step spends about half its time outside the matmuls, in memory-bound
 elementwise work (RMSNorm, rotary embeddings, SiLU, LoRA scaling, residual adds). Compiling each
 decoder layer fuses that work; LoRA on the bundled model trained 193 instead of 150 tokens/s after
-a compile of about 40 s (bench/throughput.py, BENCHMARKS.md). Attention per packed example stays eager (its lengths change every
-batch). Layers are compiled in place, so parameter names, checkpoints and artifacts are unchanged.
+a compile of about 40 s (bench/throughput.py, BENCHMARKS.md). Attention per packed example stays
+eager (its lengths change every batch). Layers are compiled in place, so parameter names,
+checkpoints and artifacts are unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def compile_decoder_layers(model: Any) -> int:
     """
     import torch._dynamo
 
-    torch._dynamo.config.suppress_errors = True
+    torch._dynamo.config.suppress_errors = True  # process-wide: a failed graph runs eagerly, here and elsewhere
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     layers = getattr(getattr(lm, "model", None), "layers", None)
     if layers is None:
