@@ -76,6 +76,9 @@ class TrainingSession:
         model = load_causal_lm(base_dir, self.policy, **quant)
         model.config.use_cache = False
         model = self.method.build(model, self.method_cfg)
+        from tunewise.train.fused_lora import fuse_lora_layers
+
+        fuse_lora_layers(model)  # a faster path for plain LoRA layers; a no-op for other methods
         if self.spec.train.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if self.spec.train.compile:
