@@ -9,20 +9,22 @@ MFU 100% that no training loop can close with the same BLAS.
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any, Callable
 
 from _flops import DecoderShape
 
 
-def _best_seconds(call: Callable[[], Any], repeats: int = 3) -> float:
+def _median_seconds(call: Callable[[], Any], repeats: int = 5) -> float:
+    """The median call: the same statistic as the MFU denominator (bench/_common.py matmul_peak_flops)."""
     call()
-    best = float("inf")
+    times = []
     for _ in range(repeats):
         started = time.perf_counter()
         call()
-        best = min(best, time.perf_counter() - started)
-    return best
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def lora_step_ceiling(shape: DecoderShape, *, tokens: int, head_positions: int, lora_rank: int) -> dict[str, float]:
@@ -54,12 +56,12 @@ def lora_step_ceiling(shape: DecoderShape, *, tokens: int, head_positions: int, 
             (lambda: torch.mm(ga, a), 2 * t * n_in * r, frozen_input_layers),
         ]
         for call, call_flops, count in calls:
-            seconds += _best_seconds(call) * count
+            seconds += _median_seconds(call) * count
             flops += call_flops * count
     h, e = torch.randn(head_positions, shape.hidden), torch.randn(shape.vocab, shape.hidden)
     logits_grad = torch.randn(head_positions, shape.vocab)
     for call in (lambda: F.linear(h, e), lambda: torch.mm(logits_grad, e)):
-        seconds += _best_seconds(call)
+        seconds += _median_seconds(call)
         flops += 2 * head_positions * shape.hidden * shape.vocab
     return {"gflops_per_s": round(flops / seconds / 1e9, 2), "step_gemm_tflop": round(flops / 1e12, 3),
             "step_gemm_seconds": round(seconds, 2)}

@@ -65,6 +65,8 @@ def summarize(side: dict, shape: DecoderShape) -> dict:
         "mflops_per_token": round(flops / tokens / 1e6, 1),
         "matmul_peak_gflops_per_s": round(peak["wall"] / 1e9, 2),
         "mfu": round(flops / seconds / peak["wall"], 3),
+        "matmul_best_call_gflops_per_s": round(peak["best"] / 1e9, 2),
+        "mfu_vs_best_call": round(flops / seconds / peak["best"], 3),
         "threads": side["threads"],
         # CPU-time figures: steadier than wall time on a shared machine, meaningful at one thread.
         "tokens_per_cpu_s": round(tokens * side["threads"] / cpu_seconds, 1),
