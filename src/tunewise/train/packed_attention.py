@@ -77,10 +77,13 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
 
 
 def _per_example_sdpa(q, k, v, lengths: list[int], scale: float, dropout: float) -> torch.Tensor:
-    """Causal SDPA per example of token-major (tokens, heads, dim) tensors; SDPA reads the strided views."""
+    """Causal SDPA per example of token-major (tokens, heads, dim) tensors; SDPA reads the strided views.
+
+    squeeze(0), not [0]: a view's backward is free, a select's allocates and fills a zeroed copy.
+    """
     gqa = k.shape[1] != q.shape[1]
     outputs = [F.scaled_dot_product_attention(qi.transpose(0, 1)[None], ki.transpose(0, 1)[None], vi.transpose(0, 1)[None],
                                               dropout_p=dropout, is_causal=True, scale=scale,
-                                              enable_gqa=gqa)[0].transpose(0, 1)
+                                              enable_gqa=gqa).squeeze(0).transpose(0, 1)
                for qi, ki, vi in zip(q.split(lengths), k.split(lengths), v.split(lengths))]
     return torch.cat(outputs)
