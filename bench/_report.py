@@ -129,7 +129,8 @@ warm-up step excluded), in a process per side, one after the other.
   loss on every token.
 - **tunewise**: `run_training_job` with a spec (`bench/_tunewise_sft.py`): packing, loss on the
   answers only, the output head only at labelled positions, attention per packed example, head and
-  cross-entropy in chunks; MLflow tracking on, evaluation after training off. Micro-batch
+  cross-entropy in chunks, LoRA through a merged fp32 weight (dropout 0: `train/fused_lora.py`);
+  MLflow tracking on, evaluation after training off. Micro-batch
   decision of the memory planner: {r.get('tunewise_batch_plan', {}).get('micro_batch_size')} x
   {r.get('tunewise_batch_plan', {}).get('gradient_accumulation')}.
 - **MFU** = model FLOP/s / the sustained fp32 FLOP/s of a 2048^3 `torch.mm`: the median call over

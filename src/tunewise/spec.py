@@ -72,7 +72,7 @@ class TrainSpec(_Strict):
     gradient_accumulation: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
     gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory.")
     compile: bool = Field(False, description="torch.compile each decoder layer: fuses the elementwise work "
-                          "around the matmuls (LoRA on CPU: about 30% faster after a ~40 s compile). Supervised methods only.")
+                          "around the matmuls (LoRA on CPU: about 10% faster after a ~40 s compile). Supervised methods only.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     seed: int = Field(42, description="Seed for data order, initialisation and dropout.")

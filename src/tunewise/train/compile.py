@@ -2,7 +2,7 @@
 
 On CPU a small model's step spends about half its time outside the matmuls, in memory-bound
 elementwise work (RMSNorm, rotary embeddings, SiLU, LoRA scaling, residual adds). Compiling each
-decoder layer fuses that work; LoRA on the bundled model trained 193 instead of 150 tokens/s after
+decoder layer fuses that work; LoRA on the bundled model trained 187 instead of 169 tokens/s after
 a compile of about 40 s (bench/throughput.py, BENCHMARKS.md). Attention per packed example stays
 eager (its lengths change every batch). Layers are compiled in place, so parameter names,
 checkpoints and artifacts are unchanged.
