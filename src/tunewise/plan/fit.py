@@ -73,7 +73,7 @@ def _mode_and_lora(method_name: str, cfg: Any) -> tuple[str, LoraSetup, dict[str
     options = _lora_options(cfg)
     if options is not None:
         lora = LoraSetup(r=int(options.r), targets=getattr(options, "target_modules", "all-linear") or "all-linear",
-                         dropout=float(getattr(options, "dropout", 0.05)))
+                         dropout=float(getattr(options, "dropout", 0.0)))
     if method_name in SFT_MODES:
         if method_name == "qlora":
             extra["double_quant"] = bool(getattr(cfg, "double_quant", True))

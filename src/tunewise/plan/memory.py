@@ -53,7 +53,7 @@ SHARDINGS = ("none", "zero2", "zero3")  # zero3 stands for FSDP full sharding to
 class LoraSetup:
     r: int = 16
     targets: tuple[str, ...] | str = "all-linear"
-    dropout: float = 0.05
+    dropout: float = 0.0  # the job spec default
 
     def target_names(self, shape: ModelShape) -> frozenset[str]:
         names = {m.name for m in shape.linear_modules()}

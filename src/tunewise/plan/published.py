@@ -34,6 +34,8 @@ ARTICLES = {
 }
 
 QV = ("q_proj", "v_proj")
+# The articles' LoRA recipes use dropout (0.05 in the QLoRA paper's), unlike tunewise's default of 0.
+ARTICLE_LORA = LoraSetup(dropout=0.05)
 # (size, mode, label, setup changes, published figure, source letters)
 ROWS = [
     (7e9, "full", "pure bf16 (tunewise on CUDA), ckpt", dict(gradient_checkpointing=True), "~56 GB; 56-70 GB", "B; A"),
@@ -42,13 +44,14 @@ ROWS = [
     (7e9, "full", "mixed precision (fp32 master + moments), ckpt",
      dict(precision=PRECISIONS["mixed"], gradient_checkpointing=True), "~80 GB; 100-120 GB", "C; E"),
     (7e9, "full", "mixed precision, no ckpt", dict(precision=PRECISIONS["mixed"]), "100-120 GB", "E"),
-    (7e9, "lora", "r=16 q,v, ckpt", dict(lora=LoraSetup(r=16, targets=QV), gradient_checkpointing=True),
+    (7e9, "lora", "r=16 q,v, ckpt", dict(lora=LoraSetup(r=16, targets=QV, dropout=0.05), gradient_checkpointing=True),
      "~15-16 GB", "D"),
     (7e9, "lora", "r=16 all-linear, ckpt", dict(gradient_checkpointing=True), "~18 GB", "C; D"),
     (7e9, "lora", "r=16 all-linear, no ckpt", {}, "24-28 GB; ~28 GB", "A; E"),
     (7e9, "qlora", "r=16 all-linear, ckpt", dict(gradient_checkpointing=True), "~6 GB; ~10 GB", "C; D"),
     (7e9, "qlora", "r=64 q,k,v,o, ckpt",
-     dict(lora=LoraSetup(r=64, targets=("q_proj", "k_proj", "v_proj", "o_proj")), gradient_checkpointing=True),
+     dict(lora=LoraSetup(r=64, targets=("q_proj", "k_proj", "v_proj", "o_proj"), dropout=0.05),
+          gradient_checkpointing=True),
      "10-12 GB", "A"),
     (7e9, "qlora", "r=16 all-linear, no ckpt", {}, "12-20 GB", "E"),
     (7e9, "dpo", "full policy + reference copy, pure bf16, ckpt", dict(gradient_checkpointing=True), "60-80 GB", "A"),
@@ -76,7 +79,7 @@ def estimates() -> list[dict]:
     out = []
     for size, mode, label, changes, published, sources in ROWS:
         shape = shape_from_params(size)
-        setup = replace(TrainSetup(mode=mode, seq_len=SEQ_LEN, micro_batch=MICRO_BATCH), **changes)
+        setup = replace(TrainSetup(mode=mode, seq_len=SEQ_LEN, micro_batch=MICRO_BATCH, lora=ARTICLE_LORA), **changes)
         est = estimate_memory(shape, setup)
         out.append({"size": size, "mode": mode, "setup": label, "peak_gb": est.peak_bytes / GB,
                     "weights_gb": est.breakdown["weights"] / GB, "activations_gb": est.breakdown["activations"] / GB,
@@ -105,7 +108,8 @@ def gpu_counts() -> list[dict]:
     device = load_catalog().device("a100-80gb")
     out = []
     for size, mode, precision, published, sources in GPU_ROWS:
-        setup = TrainSetup(mode=mode, seq_len=SEQ_LEN, micro_batch=MICRO_BATCH, precision=PRECISIONS[precision])
+        setup = TrainSetup(mode=mode, seq_len=SEQ_LEN, micro_batch=MICRO_BATCH, precision=PRECISIONS[precision],
+                           lora=ARTICLE_LORA)
         n, est = smallest_fit(shape_from_params(size), setup, device.memory_bytes, "auto", device)
         how = "" if est is None else " ".join(x for x in (est.setup.sharding if n and n > 1 else "",
                                                         "ckpt" if est.setup.gradient_checkpointing else "") if x)

@@ -49,7 +49,7 @@ class PlanRequest(BaseModel):
     )
     lora_r: int = Field(16, ge=1, description="LoRA rank (lora, qlora, dora).")
     lora_targets: str = Field("all-linear", description="LoRA target modules: all-linear or a comma list (q_proj,v_proj).")
-    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout (its masks take activation memory).")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (its masks take activation memory).")
     alignment_policy: Literal["auto", "full", "lora"] = Field(
         "auto", description="How DPO/PPO train the policy; auto: full if it fits, else a LoRA adapter."
     )
