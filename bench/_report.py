@@ -172,8 +172,10 @@ The planner is {r['planner']} for the same setup; *estimate / training growth* c
 The planner models tensors. On CPU the process also keeps heap pages glibc does not hand back
 after a free, which is why training growth runs above the estimate for the adapter modes here;
 `tunewise plan --measure` runs its steps with `MALLOC_MMAP_THRESHOLD_=65536` (freed buffers go back
-to the OS) and measures within 1% of the estimate in every mode (docs/planning.md). Leave that much
-headroom, or set the variable, when planning close to a CPU machine's RAM.
+to the OS) and measures within 1% of the estimate in every mode (docs/planning.md). The fit check
+that `train` runs keeps headroom for this on CPU: 30% over the estimate, 60% for a 4-bit base, whose
+bitsandbytes layers dequantize a weight for every matmul and whose load quantizes a full-precision
+copy (`overhead` in `plan/hardware.yaml`). LoRA and QLoRA here run with dropout 0, tunewise's default.
 
 {chr(10).join(table)}
 """

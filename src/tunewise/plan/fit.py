@@ -134,9 +134,7 @@ def check_fit(
         cpu_runtime_bytes=int(float(overhead.get("cpu_runtime_mib", 80)) * 2**20), **extra,
     )
     est = estimate_memory(shape, setup)
-    # The estimate counts tensors. On CPU the process also keeps heap pages glibc does not hand back
-    # after a free: measured RSS ran 3-27% above the estimate (BENCHMARKS.md), so plan with headroom.
-    headroom = float(overhead.get("cpu_heap_headroom", 0.3)) if setup.device == "cpu" else 0.0
+    headroom = _cpu_headroom(overhead, mode, extra) if setup.device == "cpu" else 0.0
     usable = int(available / (1 + headroom))
     fits = est.peak_bytes <= usable
     max_mb = _max_micro_batch(shape, setup, usable)
@@ -163,6 +161,17 @@ def check_job_fit(spec: Any, base_dir: Any, policy: Any, *, micro_batch: int | N
                      micro_batch=micro_batch or spec.train.micro_batch_size,
                      gradient_checkpointing=spec.train.gradient_checkpointing, device=policy.device,
                      dtype_bytes=policy.dtype.itemsize, available_bytes=int(limit_gib * GIB) if limit_gib else None)
+
+
+def _cpu_headroom(overhead: dict[str, Any], mode: str, extra: dict[str, Any]) -> float:
+    """The share a CPU job's estimate must fit with to spare. The estimate counts tensors; the process
+    also keeps heap pages glibc does not hand back after a free (BENCHMARKS.md: training RSS 1-12%
+    above the estimate for full, LoRA and DoRA). A 4-bit base needs more: bitsandbytes dequantizes a
+    weight for every matmul, and loading quantizes from a full-precision copy (43% above, 59% at load)."""
+    four_bit = mode == "qlora" or extra.get("policy") == "qlora"
+    if four_bit:
+        return float(overhead.get("cpu_heap_headroom_4bit", 0.6))
+    return float(overhead.get("cpu_heap_headroom", 0.3))
 
 
 def _max_micro_batch(shape: ModelShape, setup: TrainSetup, available: int) -> int:

@@ -95,3 +95,15 @@ def test_cpu_plans_with_heap_headroom(bundled_model_dir):
     assert fit(peak * 1.31).fits
     cuda_peak = fit(64 * GIB, "cuda").peak_bytes
     assert fit(cuda_peak * 1.01, "cuda").fits
+
+
+def test_a_4bit_base_on_cpu_plans_with_more_headroom(bundled_model_dir):
+    cfg = get_method("qlora").config_class()
+
+    def fit(available: float):
+        return check_fit(bundled_model_dir, "qlora", cfg, seq_len=256, micro_batch=2, gradient_checkpointing=False,
+                         device="cpu", dtype_bytes=4, available_bytes=int(available))
+
+    peak = fit(64 * GIB).peak_bytes
+    assert not fit(peak * 1.5).fits and "60% headroom" in fit(peak * 1.5).message
+    assert fit(peak * 1.61).fits
