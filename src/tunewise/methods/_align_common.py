@@ -111,7 +111,11 @@ def build_adapter(model: Any, cfg: AlignOptions, *, task_type: str = "CAUSAL_LM"
         return model
     from peft import get_peft_model
 
-    return get_peft_model(model, config)
+    from tunewise.train.fused_lora import fuse_lora_layers
+
+    model = get_peft_model(model, config)
+    fuse_lora_layers(model)  # the merged-weight training path where it applies (dropout 0, fp32)
+    return model
 
 
 def restore_adapter_dtype(model: Any, policy: DevicePolicy) -> None:

@@ -63,13 +63,18 @@ def _fusable_adapter(layer: Any, x: torch.Tensor, args: tuple, kwargs: dict) -> 
         return None
     name = active[0]
     base, lora_a, lora_b = layer.base_layer, layer.lora_A[name], layer.lora_B[name]
-    plain = (name not in layer.lora_variant and isinstance(layer.lora_dropout[name], torch.nn.Identity)
+    plain = (name not in layer.lora_variant and _no_dropout(layer.lora_dropout[name])
              and lora_b.bias is None and lora_a.weight.requires_grad)
     frozen_base = not base.weight.requires_grad and (base.bias is None or not base.bias.requires_grad)
     # fp32 only: in bf16 a young adapter's update (B starts at zero) is below half a unit in the last
     # place of most weights, and merging would round it away; peft's separate path keeps it.
     fp32 = x.dtype == base.weight.dtype == lora_a.weight.dtype == torch.float32
     return name if plain and frozen_base and fp32 else None
+
+
+def _no_dropout(module: torch.nn.Module) -> bool:
+    # peft makes an Identity for dropout 0; TRL's disable_dropout sets p=0 on the Dropout it made.
+    return isinstance(module, torch.nn.Identity) or (isinstance(module, torch.nn.Dropout) and module.p == 0)
 
 
 def fuse_lora_layers(model: Any) -> int:

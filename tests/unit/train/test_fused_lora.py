@@ -71,3 +71,20 @@ def test_dropout_dora_and_bf16_keep_peft_forward(tiny_model_dir, options, monkey
     monkeypatch.setattr(fused_lora._MergedLoraLinear, "apply", lambda *a: calls.append(a))
     _loss_and_grads(model, torch.randint(0, model.config.vocab_size, (1, 8)))
     assert calls == []
+
+
+def test_dropout_switched_off_afterwards_counts_as_none(tiny_model_dir, monkeypatch):
+    """TRL's trainers set p=0 on the dropout modules peft made; the merged path then applies."""
+    import tunewise.train.fused_lora as fused_lora
+
+    model = _lora(tiny_model_dir, dropout=0.1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    fuse_lora_layers(model)
+    calls = []
+    real_apply = fused_lora._MergedLoraLinear.apply
+    monkeypatch.setattr(fused_lora._MergedLoraLinear, "apply", lambda *a: calls.append(1) or real_apply(*a))
+    _loss_and_grads(model, torch.randint(0, model.config.vocab_size, (1, 8)))
+    assert len(calls) == 2 * 7
+
