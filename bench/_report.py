@@ -87,6 +87,36 @@ def _meta(r: dict[str, Any]) -> str:
     return f"Command: `{r['command']}` ({when}). Machine: {_machine(r['machine'])}."
 
 
+def _drift_note(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """A warning when the host's matmul rate moved between sides: their tokens/s then do not compare."""
+    peaks = {name: s["matmul_peak_gflops_per_s"] for name, s in rows}
+    low, high = min(peaks.values()), max(peaks.values())
+    if high <= 1.15 * low:
+        return ""
+    listed = ", ".join(f"{name} {peak:.0f}" for name, peak in peaks.items())
+    return (f"\n*The host's sustained matmul rate changed between sides ({listed} GFLOP/s): this VM shares its "
+            "cores, and their speed moves with the neighbours' load. Ratios of tokens/s between sides run at "
+            "different rates mislead; each side's MFU, against its own rate, does not.*\n")
+
+
+def _history() -> str:
+    """Every full run on record (bench/results/throughput_history.jsonl), newest last."""
+    path = RESULTS / "throughput_history.jsonl"
+    if not path.exists():
+        return ""
+    runs = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if len(runs) < 2:
+        return ""
+    cell = lambda s: f"{s['tokens_per_s']} ({s['mfu']:.0%} of {s['matmul_peak_gflops_per_s']:.0f})" if s else "-"
+    lines = ["\n**All full runs on record** (real tokens/s, with MFU of the sustained matmul rate in GFLOP/s, "
+             "per side; the host's rate is what moves):\n",
+             "| when | tunewise | tunewise, compiled | baseline (TRL) |", "| --- | ---: | ---: | ---: |"]
+    for run in runs:
+        lines.append(f"| {run['when']} | {cell(run.get('tunewise'))} | {cell(run.get('tunewise_compiled'))} | "
+                     f"{cell(run.get('baseline'))} |")
+    return "\n".join(lines) + "\n"
+
+
 def throughput(r: dict[str, Any]) -> str:
     t, b = r["tunewise"], r.get("baseline")
     size = r["size"]
@@ -100,10 +130,12 @@ def throughput(r: dict[str, Any]) -> str:
                      f"{s['peak_rss_mib'] / 1024:.1f} GiB | {s['load_average'][0]}-{s['load_average'][1]} |")
     compiled = f"; with `train.compile: true`, **{r['ratio_compiled']}x** (the compile itself, in step 1, is not timed)" if "ratio_compiled" in r else ""
     ratio = f"\n**tunewise / baseline: {r['ratio']}x** real tokens/s (CPU-time ratio {r['ratio_cpu_time']}x){compiled}.\n" if b else ""
+    ratio += _drift_note(rows) + _history()
     c = r.get("gemm_ceiling")
     ceiling = (f"\n**Matmul ceiling of this step** (`bench/_gemm_ceiling.py`: the step's own GEMMs, {c['tokens']} tokens and "
                f"{c['head_positions']} head positions, each timed alone, median of 5): {c['gflops_per_s']} GFLOP/s, "
-               f"{c['fraction_of_peak']:.0%} of the sustained square-matmul rate; eager tunewise reaches "
+               f"{c['fraction_of_peak']:.0%} of the sustained square-matmul rate measured beside it "
+               f"({c.get('square_matmul_gflops_per_s', 'n/a')} GFLOP/s); eager tunewise reaches "
                f"{c['tunewise_fraction_of_ceiling']:.0%} of it. The rest of a step goes to attention (PyTorch's CPU "
                "flash kernel runs at 25-75 GFLOP/s on these lengths), the skinny rank-16 adapter matmuls and the "
                "memory-bound work around the matmuls (RMSNorm, rotary embeddings, SiLU, residual adds, copies), "
