@@ -21,15 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
-    apply_thread_setting,
-    load_average,
-    matmul_peak_flops,
-    peak_rss_mib,
-    side_parser,
-    sustained_peak,
-    training_device,
-)
+from _common import (apply_thread_setting, load_average, matmul_peak_flops, peak_rss_mib,  # noqa: E402
+                     side_parser, sustained_peak, training_device)
 from _flops import causal_pairs  # noqa: E402
 
 
