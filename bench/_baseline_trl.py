@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (apply_thread_setting, load_average, matmul_peak_flops, peak_rss_mib,  # noqa: E402
-                     side_parser, sustained_peak, training_device)
+from _common import (apply_thread_setting, load_average, peak_around, peak_rss_mib,  # noqa: E402
+                     side_parser, training_device)
 
 
 def _args() -> argparse.Namespace:
@@ -87,11 +87,9 @@ def main() -> None:
 
     trainer.model.get_base_model().get_decoder().register_forward_pre_hook(count_tokens, with_kwargs=True)
     trainer.add_callback(StepClock())
-    peak_before = matmul_peak_flops(device, dtype)
     load_before = load_average()
     t0 = time.monotonic()
-    trainer.train()
-    peak = sustained_peak(peak_before, matmul_peak_flops(device, dtype))  # again after: the machine is shared
+    _, peak = peak_around(trainer.train, device, dtype)
     steps = []
     for i, (rows, (end, cpu)) in enumerate(zip(lengths, step_end)):
         steps.append({"step": i + 1, "end_s": end - t0, "cpu_s": cpu, "tokens": sum(rows), "rows": rows,

@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -94,7 +96,6 @@ def machine_info() -> dict[str, Any]:
 
 def training_device() -> tuple[str, Any]:
     """(device, dtype) the way tunewise picks them: bf16 on CUDA, fp32 on CPU."""
-    import torch
 
     from tunewise.models import resolve_device_policy
 
@@ -134,9 +135,13 @@ def matmul_peak_flops(device: str, dtype: Any, n: int = 2048, seconds: float = 3
     return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "best": max(walls), "calls": len(walls)}
 
 
-def sustained_peak(*measurements: dict[str, float]) -> dict[str, float]:
-    """The higher of several peak measurements (taken before and after training): the stricter denominator."""
-    return {key: max(m.get(key, 0.0) for m in measurements) for key in ("wall", "cpu", "best")}
+def peak_around(work: Callable[[], T], device: str, dtype: Any) -> tuple[T, dict[str, float]]:
+    """Run `work` between two matmul_peak_flops measurements; return its result and the higher of the
+    two, key by key (the stricter denominator: the shared host's speed drifts while work runs)."""
+    before = matmul_peak_flops(device, dtype)
+    result = work()
+    after = matmul_peak_flops(device, dtype)
+    return result, {key: max(before[key], after[key]) for key in ("wall", "cpu", "best")}
 
 
 def apply_thread_setting() -> None:

@@ -141,7 +141,7 @@ def throughput(r: dict[str, Any]) -> str:
                "memory-bound work around the matmuls (RMSNorm, rotary embeddings, SiLU, residual adds, copies), "
                "which is what `train.compile` fuses.\n") if c else ""
     peaks = [s for _, s in rows if "matmul_best_call_gflops_per_s" in s]
-    best_call = (f" Against the fastest single call instead (not a rate a run can hold), MFU would read "
+    best_call = (" Against the fastest single call instead (not a rate a run can hold), MFU would read "
                  + ", ".join(f"{s['mfu_vs_best_call']:.0%}" for s in peaks) + " (same order as the table).") if peaks else ""
     return f"""## Training throughput: LoRA SFT on the bundled model
 

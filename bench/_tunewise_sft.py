@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (apply_thread_setting, load_average, matmul_peak_flops, peak_rss_mib,  # noqa: E402
-                     side_parser, sustained_peak, training_device)
+from _common import (apply_thread_setting, load_average, peak_around, peak_rss_mib,  # noqa: E402
+                     side_parser, training_device)
 from _flops import causal_pairs  # noqa: E402
 
 
@@ -116,10 +116,8 @@ def main() -> None:
 
     device, dtype = training_device()
     spec = load_spec(raw=bench_spec(args))
-    peak_before = matmul_peak_flops(device, dtype)
     load_before = load_average()
-    result = run_training_job(spec, restart=True)
-    peak = sustained_peak(peak_before, matmul_peak_flops(device, dtype))  # again after: the machine is shared
+    result, peak = peak_around(lambda: run_training_job(spec, restart=True), device, dtype)
     load_after = load_average()
     records = MetricsLog(result.run_dir / "metrics.jsonl").read()
     batch_plan = _batch_plan(result.run_dir) or {"micro_batch_size": args.batch, "gradient_accumulation": 1}

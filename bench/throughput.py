@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import REPO, emit, load_average, machine_info, parse_args, run_json  # noqa: E402
+from _common import (REPO, apply_thread_setting, emit, load_average, machine_info, parse_args,  # noqa: E402
+                     peak_around, run_json, training_device)
 from _data import write_skewed_chat  # noqa: E402
 from _flops import DecoderShape, causal_pairs, microbatch_flops  # noqa: E402
 from _gemm_ceiling import lora_step_ceiling  # noqa: E402
@@ -78,18 +79,14 @@ def summarize(side: dict, shape: DecoderShape) -> dict:
 
 def _ceiling(side: dict, shape: DecoderShape, summary: dict) -> dict:
     """The step's own GEMMs timed alone (bench/_gemm_ceiling.py), at tunewise's mean micro-batch."""
-    from _common import apply_thread_setting
-
     apply_thread_setting()
     measured = side["steps"][1:]
     tokens = round(sum(s["tokens"] for s in measured) / len(measured))
     head = round(sum(s["head_positions"] for s in measured) / len(measured))
     # The square-matmul rate again, here and now: the host's speed drifts between processes.
-    from _common import matmul_peak_flops, training_device
-
-    before = matmul_peak_flops(*training_device())["wall"] / 1e9
-    ceiling = lora_step_ceiling(shape, tokens=tokens, head_positions=head, lora_rank=LORA_RANK)
-    peak = max(before, matmul_peak_flops(*training_device())["wall"] / 1e9)
+    ceiling, square = peak_around(lambda: lora_step_ceiling(shape, tokens=tokens, head_positions=head,
+                                                            lora_rank=LORA_RANK), *training_device())
+    peak = square["wall"] / 1e9
     return {**ceiling, "tokens": tokens, "head_positions": head, "square_matmul_gflops_per_s": round(peak, 2),
             "fraction_of_peak": round(ceiling["gflops_per_s"] / peak, 3),
             # MFU over the ceiling's share of the square rate: each against the rate beside it.
