@@ -117,6 +117,22 @@ def _history() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rounds_clause(r: dict[str, Any]) -> str:
+    n = len(r.get("rounds", []))
+    return f", in {n} rounds" if n > 1 else ""
+
+
+def _rounds(r: dict[str, Any]) -> str:
+    """Each round's ratios: the spread says how far one round's figure can be trusted on this host."""
+    rounds = [x for x in r.get("rounds", []) if "ratio" in x]
+    if len(rounds) < 2:
+        return ""
+    listed = lambda key: ", ".join(f"{x[key]}x" for x in rounds)
+    return (f"\nThe ratios are medians of {len(rounds)} rounds (each side once per round, the order rotating): "
+            f"eager {listed('ratio')}; compiled {listed('ratio_compiled')}. Each side's row above is its "
+            "median round.\n")
+
+
 def throughput(r: dict[str, Any]) -> str:
     t, b = r["tunewise"], r.get("baseline")
     size = r["size"]
@@ -130,7 +146,7 @@ def throughput(r: dict[str, Any]) -> str:
                      f"{s['peak_rss_mib'] / 1024:.1f} GiB | {s['load_average'][0]}-{s['load_average'][1]} |")
     compiled = f"; with `train.compile: true`, **{r['ratio_compiled']}x** (the compile itself, in step 1, is not timed)" if "ratio_compiled" in r else ""
     ratio = f"\n**tunewise / baseline: {r['ratio']}x** real tokens/s (CPU-time ratio {r['ratio_cpu_time']}x){compiled}.\n" if b else ""
-    ratio += _drift_note(rows) + _history()
+    ratio += _rounds(r) + _drift_note(rows) + _history()
     c = r.get("gemm_ceiling")
     ceiling = (f"\n**Matmul ceiling of this step** (`bench/_gemm_ceiling.py`: the step's own GEMMs, {c['tokens']} tokens and "
                f"{c['head_positions']} head positions, each timed alone, median of 5): {c['gflops_per_s']} GFLOP/s, "
@@ -151,7 +167,7 @@ Skewed chat data ({size['rows']} generated conversations, log-normal lengths: me
 tail to {size['max_length']}); LoRA r=16 on all linear layers, alpha 32, dropout {r.get('lora_dropout', 0)}, lr 2e-4
 cosine, batch {size['batch']}, max length {size['max_length']}, fp32. {size['steps']} optimizer steps per side;
 the clock runs from the end of step 1 to the end of the last (model load, tokenization and the
-warm-up step excluded), in a process per side, one after the other.
+warm-up step excluded), in a process per side, one after the other{_rounds_clause(r)}.
 
 {chr(10).join(table)}
 {ratio}{ceiling}

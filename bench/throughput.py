@@ -6,13 +6,18 @@ excluded: the clock runs from the end of step 1 to the end of the last step). Re
 (non-padding) tokens/s of each, their ratio, and model FLOPs utilization against the matmul
 peak each process measured just before it trained.
 
-    python bench/throughput.py [--full]
+On a shared host the machine's speed drifts over minutes, so a full run repeats the three sides in
+rounds (3 by default), rotating which side goes first: each round's ratio compares sides run minutes
+apart, and the report gives the median round of each side and the median of the rounds' ratios.
+
+    python bench/throughput.py [--full] [--rounds N]
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +40,7 @@ def _extra(parser) -> None:
     parser.add_argument("--steps", type=int, help="Optimizer steps per side (the first is warm-up).")
     parser.add_argument("--threads", type=int, help="torch threads in both sides (default: torch's choice).")
     parser.add_argument("--skip-baseline", action="store_true", help="Only the tunewise side (profiling).")
+    parser.add_argument("--rounds", type=int, help="Rounds of all sides (default: 3 with --full, else 1).")
     parser.add_argument("--lora-dropout", type=float, default=0.0, help="LoRA dropout on both sides (peft's default 0).")
     parser.add_argument("--baseline-gc", choices=("default", "on", "off"), default="default",
                         help="Baseline gradient checkpointing: TRL's default (on), or forced.")
@@ -112,48 +118,75 @@ def main() -> None:
     data = write_skewed_chat(work / "skewed_chat.jsonl", size["rows"], seed=0, max_tokens=size["max_length"])
     common = ["--data", str(data), "--model", args.model, "--steps", str(size["steps"]),
               "--batch", str(size["batch"]), "--max-length", str(size["max_length"]), "--lora-dropout", str(args.lora_dropout)]
-    sides = {}
-    if not args.skip_baseline:
-        out = work / "baseline.json"
-        run_json([sys.executable, str(REPO / "bench" / "_baseline_trl.py"), *common, "--out", str(out),
-                  "--gradient-checkpointing", args.baseline_gc])
-        sides["baseline"] = json.loads(out.read_text())
-    for side, compiled in (("tunewise", "off"), ("tunewise_compiled", "on")):
-        out = work / f"{side}.json"
-        run_json([sys.executable, str(REPO / "bench" / "_tunewise_sft.py"), *common, "--compile", compiled,
-                  "--out", str(out)])
-        sides[side] = json.loads(out.read_text())
+    names = [name for name in SIDES if not (args.skip_baseline and name == "baseline")]
     shape = _shape(args.model)
+    rounds = []
+    for number in range(args.rounds or (3 if args.full else 1)):
+        first = number % len(names)  # rotate: no side always runs first, or always after the same one
+        raw = {name: _run_side(name, args, common, work / f"round{number}-{name}.json")
+               for name in names[first:] + names[:first]}
+        rounds.append({"raw": raw, "summary": {name: summarize(side, shape) for name, side in raw.items()}})
     result = {
         "mode": "full" if args.full else "quick",
-        "command": "python bench/throughput.py" + (" --full" if args.full else ""),
+        "command": "python bench/throughput.py" + (" --full" if args.full else "")
+                   + (f" --rounds {args.rounds}" if args.rounds else ""),
         "size": size, "model": args.model, "lora_dropout": args.lora_dropout, "machine": machine_info(),
-        "tunewise_batch_plan": sides["tunewise"].get("batch_plan"),
-        "baseline_gradient_checkpointing": sides.get("baseline", {}).get("gradient_checkpointing"),
-        "tunewise": summarize(sides["tunewise"], shape),
-        "tunewise_compiled": summarize(sides["tunewise_compiled"], shape),
+        "tunewise_batch_plan": rounds[0]["raw"]["tunewise"].get("batch_plan"),
+        "baseline_gradient_checkpointing": rounds[0]["raw"].get("baseline", {}).get("gradient_checkpointing"),
     }
-    if "baseline" in sides:
-        result["baseline"] = summarize(sides["baseline"], shape)
-        result["ratio"] = round(result["tunewise"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2)
-        result["ratio_cpu_time"] = round(result["tunewise"]["tokens_per_cpu_s"] / result["baseline"]["tokens_per_cpu_s"], 2)
-        result["ratio_compiled"] = round(result["tunewise_compiled"]["tokens_per_s"] / result["baseline"]["tokens_per_s"], 2)
-    result["gemm_ceiling"] = _ceiling(sides["tunewise"], shape, result["tunewise"])
+    medians = {name: _median_round(rounds, name) for name in names}
+    result.update({name: rounds[i]["summary"][name] for name, i in medians.items()})
+    result["rounds"] = [_round_figures(r["summary"]) for r in rounds]
+    if "baseline" in names:
+        for key in ("ratio", "ratio_cpu_time", "ratio_compiled"):
+            result[key] = round(statistics.median(r[key] for r in result["rounds"]), 2)
+    result["gemm_ceiling"] = _ceiling(rounds[medians["tunewise"]]["raw"]["tunewise"], shape, result["tunewise"])
     result["load_average_end"] = load_average()
     emit("throughput", result, write=args.full)
     if args.full:
-        append_history(result)
+        for r in rounds:
+            append_history(r["summary"])
+
+
+SIDES = {"baseline": ("_baseline_trl.py", []), "tunewise": ("_tunewise_sft.py", ["--compile", "off"]),
+         "tunewise_compiled": ("_tunewise_sft.py", ["--compile", "on"])}
+
+
+def _run_side(name: str, args, common: list[str], out: Path) -> dict:
+    script, extra = SIDES[name]
+    if name == "baseline":
+        extra = ["--gradient-checkpointing", args.baseline_gc]
+    run_json([sys.executable, str(REPO / "bench" / script), *common, *extra, "--out", str(out)])
+    return json.loads(out.read_text())
+
+
+def _median_round(rounds: list[dict], name: str) -> int:
+    """Index of the round whose tokens/s for `name` is the median (the lower middle one of an even count)."""
+    order = sorted(range(len(rounds)), key=lambda i: rounds[i]["summary"][name]["tokens_per_s"])
+    return order[(len(order) - 1) // 2]
+
+
+def _round_figures(summary: dict) -> dict:
+    """Tokens/s and MFU of each side in one round, and the round's ratios against the baseline."""
+    figures = {name: {key: s[key] for key in ("tokens_per_s", "mfu", "matmul_peak_gflops_per_s")}
+               for name, s in summary.items()}
+    if "baseline" in summary:
+        base = summary["baseline"]
+        figures["ratio"] = round(summary["tunewise"]["tokens_per_s"] / base["tokens_per_s"], 2)
+        figures["ratio_cpu_time"] = round(summary["tunewise"]["tokens_per_cpu_s"] / base["tokens_per_cpu_s"], 2)
+        figures["ratio_compiled"] = round(summary["tunewise_compiled"]["tokens_per_s"] / base["tokens_per_s"], 2)
+    return figures
 
 
 HISTORY = REPO / "bench" / "results" / "throughput_history.jsonl"
 
 
-def append_history(result: dict) -> None:
-    """One line per full run: on a shared host one run is a sample, and BENCHMARKS.md shows them all."""
+def append_history(summary: dict) -> None:
+    """One line per round of a full run: on a shared host each is a sample, and BENCHMARKS.md shows them all."""
     import time
 
-    sides = {name: {key: result[name][key] for key in ("tokens_per_s", "mfu", "matmul_peak_gflops_per_s")}
-             for name in ("tunewise", "tunewise_compiled", "baseline") if name in result}
+    sides = {name: {key: summary[name][key] for key in ("tokens_per_s", "mfu", "matmul_peak_gflops_per_s")}
+             for name in ("tunewise", "tunewise_compiled", "baseline") if name in summary}
     line = {"when": time.strftime("%Y-%m-%d %H:%M"), **sides}
     with HISTORY.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line) + "\n")
