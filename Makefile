@@ -32,7 +32,7 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest tests -q -m "not slow"
 
-# The CPU benchmarks at full size (about an hour on 2 cores); rewrites BENCHMARKS.md.
+# The CPU benchmarks at full size (over an hour on 2 cores); rewrites BENCHMARKS.md.
 bench: setup
 	$(BIN)/python bench/run_all.py --full
 
