@@ -148,6 +148,7 @@ def main() -> None:
             append_history(r["summary"])
 
 
+FIGURE_KEYS = ("tokens_per_s", "mfu", "matmul_peak_gflops_per_s")  # per side, in each round and the history
 SIDES = {"baseline": ("_baseline_trl.py", []), "tunewise": ("_tunewise_sft.py", ["--compile", "off"]),
          "tunewise_compiled": ("_tunewise_sft.py", ["--compile", "on"])}
 
@@ -168,8 +169,7 @@ def _median_round(rounds: list[dict], name: str) -> int:
 
 def _round_figures(summary: dict) -> dict:
     """Tokens/s and MFU of each side in one round, and the round's ratios against the baseline."""
-    figures = {name: {key: s[key] for key in ("tokens_per_s", "mfu", "matmul_peak_gflops_per_s")}
-               for name, s in summary.items()}
+    figures = {name: {key: s[key] for key in FIGURE_KEYS} for name, s in summary.items()}
     if "baseline" in summary:
         base = summary["baseline"]
         figures["ratio"] = round(summary["tunewise"]["tokens_per_s"] / base["tokens_per_s"], 2)
@@ -185,7 +185,7 @@ def append_history(summary: dict) -> None:
     """One line per round of a full run: on a shared host each is a sample, and BENCHMARKS.md shows them all."""
     import time
 
-    sides = {name: {key: summary[name][key] for key in ("tokens_per_s", "mfu", "matmul_peak_gflops_per_s")}
+    sides = {name: {key: summary[name][key] for key in FIGURE_KEYS}
              for name in ("tunewise", "tunewise_compiled", "baseline") if name in summary}
     line = {"when": time.strftime("%Y-%m-%d %H:%M"), **sides}
     with HISTORY.open("a", encoding="utf-8") as fh:
