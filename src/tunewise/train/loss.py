@@ -51,7 +51,9 @@ def labelled_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, head_only_o
 
 # --- the output head and the loss, chunk by chunk --------------------------------------------------
 
-HEAD_CHUNK_ROWS = 128  # 128 x 49k-vocabulary fp32 logits = 25 MB: stays in a server CPU's last-level cache
+# 512 positions x a 49k vocabulary = 100 MB of fp32 logits per chunk: a small part of a step's
+# memory, and on CPU the head's matmuls run measurably faster with 512 rows than with 128.
+HEAD_CHUNK_ROWS = 512
 
 
 def head_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -66,7 +68,7 @@ def head_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, bias: tor
     Equal to F.cross_entropy(F.linear(hidden, weight, bias).float(), targets, reduction="sum") and
     its gradients (logits in fp32 as there). The (positions x vocab) logits and their gradient are
     the largest tensors of a small model's step (2 x 2,000 x 49k x 4 bytes = 790 MB); chunked, they
-    never exist in full, and each chunk's softmax runs while its logits are still in cache.
+    never exist in full.
     """
     tensors = (hidden, weight, bias)
     if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors):
