@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (apply_thread_setting, load_average, peak_around, peak_rss_mib,  # noqa: E402
+from _common import (StepProbes, apply_thread_setting, load_average, peak_around, peak_rss_mib,  # noqa: E402
                      side_parser, training_device)
 
 
@@ -77,13 +77,15 @@ def main() -> None:
         if module.training and mask is not None and mask.dim() == 2:
             lengths.append([int(n) for n in mask.sum(dim=1)])
 
-    step_end: list[tuple[float, float]] = []  # (wall, process CPU) seconds
+    step_end: list[dict[str, float]] = []  # wall and process CPU seconds, and the probe seconds so far
+    probes = StepProbes(device, dtype)
 
     class StepClock(TrainerCallback):
         def on_step_end(self, *_args, **_kwargs):
             if device == "cuda":
                 torch.cuda.synchronize()
-            step_end.append((time.monotonic(), time.process_time()))
+            step_end.append({"wall": time.monotonic(), "cpu_s": time.process_time(), **probes.spent()})
+            probes.sample()  # between this step and the next; the throughput clock leaves it out
 
     trainer.model.get_base_model().get_decoder().register_forward_pre_hook(count_tokens, with_kwargs=True)
     trainer.add_callback(StepClock())
@@ -91,12 +93,14 @@ def main() -> None:
     t0 = time.monotonic()
     _, peak = peak_around(trainer.train, device, dtype)
     steps = []
-    for i, (rows, (end, cpu)) in enumerate(zip(lengths, step_end)):
-        steps.append({"step": i + 1, "end_s": end - t0, "cpu_s": cpu, "tokens": sum(rows), "rows": rows,
+    for i, (rows, clock) in enumerate(zip(lengths, step_end)):
+        steps.append({"step": i + 1, "end_s": clock["wall"] - t0, "cpu_s": clock["cpu_s"], "probe_s": clock["probe_s"],
+                      "probe_cpu_s": clock["probe_cpu_s"], "tokens": sum(rows), "rows": rows,
                       "padded_tokens": len(rows) * max(rows),
                       "head_positions": sum(n - 1 for n in rows)})  # TRL scores every labelled next token
     result = {
-        "side": "baseline", "device": device, "dtype": str(dtype), "matmul_peak_flops": peak, "threads": torch.get_num_threads(),
+        "side": "baseline", "device": device, "dtype": str(dtype), "matmul_peak_flops": peak,
+        "matmul_probes": probes.samples, "threads": torch.get_num_threads(),
         "gradient_checkpointing": bool(trainer.args.gradient_checkpointing), "steps": steps,
         "load_average": [load_before, load_average()], "peak_rss_mib": round(peak_rss_mib(), 1),
         "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),

@@ -132,7 +132,46 @@ def matmul_peak_flops(device: str, dtype: Any, n: int = 2048, seconds: float = 3
             torch.cuda.synchronize()
         walls.append(2 * n**3 / (time.perf_counter() - t0))
         cpus.append(2 * n**3 * torch.get_num_threads() / max(time.process_time() - c0, 1e-9))
-    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "best": max(walls), "calls": len(walls)}
+    return {"wall": statistics.median(walls), "cpu": statistics.median(cpus), "best": max(walls), "calls": len(walls),
+            "flops": 2 * n**3 * len(walls), "busy_s": sum(2 * n**3 / w for w in walls),
+            "cpu_busy_s": sum(2 * n**3 / c for c in cpus)}  # CPU seconds / threads
+
+
+PROBE_SECONDS = 2.0
+
+
+class StepProbes:
+    """The square-matmul rate sampled between optimizer steps: the MFU denominator of a shared host.
+
+    This VM's two cores share their physical cores with neighbours, and its matmul rate flips
+    between about 155 and 250 GFLOP/s within seconds. A probe before and after training samples two
+    moments of a minutes-long run; a short probe after every step samples the run's own minutes.
+    The time spent probing is recorded so that the throughput clock can leave it out.
+    """
+
+    def __init__(self, device: str, dtype: Any, seconds: float = PROBE_SECONDS) -> None:
+        # A GPU's rate holds steady and its steps take milliseconds: a short probe is enough there.
+        self.device, self.dtype, self.seconds = device, dtype, seconds if device == "cpu" else seconds / 4
+        self.samples: list[dict[str, float]] = []
+        self.wall_s = self.cpu_s = 0.0  # spent probing so far
+
+    def sample(self) -> None:
+        t0, c0 = time.monotonic(), time.process_time()
+        self.samples.append(matmul_peak_flops(self.device, self.dtype, seconds=self.seconds))
+        self.wall_s += time.monotonic() - t0
+        self.cpu_s += time.process_time() - c0
+
+    def spent(self) -> dict[str, float]:
+        """Probe seconds so far, to store beside a step's clock readings."""
+        return {"probe_s": self.wall_s, "probe_cpu_s": self.cpu_s}
+
+
+def in_run_rate(samples: list[dict[str, float]]) -> dict[str, float]:
+    """The time-averaged matmul rate over all probes of a run (all their FLOPs over all their seconds),
+    the same per second of CPU time, and the best single call."""
+    flops = sum(s["flops"] for s in samples)
+    return {"wall": flops / sum(s["busy_s"] for s in samples), "cpu": flops / sum(s["cpu_busy_s"] for s in samples),
+            "best": max(s["best"] for s in samples), "probes": [round(s["wall"] / 1e9, 1) for s in samples]}
 
 
 def peak_around(work: Callable[[], T], device: str, dtype: Any) -> tuple[T, dict[str, float]]:

@@ -87,6 +87,11 @@ def _meta(r: dict[str, Any]) -> str:
     return f"Command: `{r['command']}` ({when}). Machine: {_machine(r['machine'])}."
 
 
+def _probe_range(side: dict[str, Any]) -> str:
+    probes = side.get("matmul_probes_gflops_per_s") or []
+    return f"{min(probes):.0f}-{max(probes):.0f}" if probes else "n/a"
+
+
 def _drift_note(rows: list[tuple[str, dict[str, Any]]]) -> str:
     """A warning when the host's matmul rate moved between sides: their tokens/s then do not compare."""
     peaks = {name: s["matmul_peak_gflops_per_s"] for name, s in rows}
@@ -108,12 +113,14 @@ def _history() -> str:
     if len(runs) < 2:
         return ""
     cell = lambda s: f"{s['tokens_per_s']} ({s['mfu']:.0%} of {s['matmul_peak_gflops_per_s']:.0f})" if s else "-"
-    lines = ["\n**All full runs on record** (real tokens/s, with MFU of the sustained matmul rate in GFLOP/s, "
-             "per side; the host's rate is what moves):\n",
-             "| when | tunewise | tunewise, compiled | baseline (TRL) |", "| --- | ---: | ---: | ---: |"]
+    lines = ["\n**All full runs on record** (real tokens/s, with MFU of the matmul rate in GFLOP/s, per side; "
+             "the host's rate is what moves). Earlier rounds took the rate from probes just before and after "
+             "training; since the probes between steps, the rate is the run's own:\n",
+             "| when | MFU against the rate | tunewise | tunewise, compiled | baseline (TRL) |",
+             "| --- | --- | ---: | ---: | ---: |"]
     for run in runs:
-        lines.append(f"| {run['when']} | {cell(run.get('tunewise'))} | {cell(run.get('tunewise_compiled'))} | "
-                     f"{cell(run.get('baseline'))} |")
+        lines.append(f"| {run['when']} | {run.get('rate', 'before/after training')} | {cell(run.get('tunewise'))} | "
+                     f"{cell(run.get('tunewise_compiled'))} | {cell(run.get('baseline'))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -153,12 +160,14 @@ def throughput(r: dict[str, Any]) -> str:
     size = r["size"]
     rows = [("tunewise", t)] + ([("tunewise, `train.compile: true`", r["tunewise_compiled"])] if "tunewise_compiled" in r else []) \
         + ([("baseline (TRL)", b)] if b else [])
-    table = ["| side | real tokens/s | padding | model GFLOP/s | MFU | matmul peak GFLOP/s | MFLOP/token | peak RSS | load avg |",
+    table = ["| side | real tokens/s | padding | model GFLOP/s | MFU | matmul rate in the run, GFLOP/s (probes) | "
+             "MFLOP/token | peak RSS | load avg |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, s in rows:
         table.append(f"| {name} | **{s['tokens_per_s']}** | {s['padding_fraction']:.0%} | {s['model_gflops_per_s']} | "
-                     f"**{s['mfu']:.0%}** | {s['matmul_peak_gflops_per_s']} | {s['mflops_per_token']} | "
-                     f"{s['peak_rss_mib'] / 1024:.1f} GiB | {s['load_average'][0]}-{s['load_average'][1]} |")
+                     f"**{s['mfu']:.0%}** | {s['matmul_peak_gflops_per_s']:.0f} ({_probe_range(s)}) | "
+                     f"{s['mflops_per_token']} | {s['peak_rss_mib'] / 1024:.1f} GiB | "
+                     f"{s['load_average'][0]}-{s['load_average'][1]} |")
     compiled = f"; with `train.compile: true`, **{r['ratio_compiled']}x** (the compile itself, in step 1, is not timed)" if "ratio_compiled" in r else ""
     ratio = f"\n**tunewise / baseline: {r['ratio']}x** real tokens/s (CPU-time ratio {r['ratio_cpu_time']}x){compiled}.\n" if b else ""
     ratio += _rounds(r) + _drift_note(rows) + _history()
@@ -171,6 +180,9 @@ def throughput(r: dict[str, Any]) -> str:
                "flash kernel runs at 25-75 GFLOP/s on these lengths), the skinny rank-16 adapter matmuls and the "
                "memory-bound work around the matmuls (RMSNorm, rotary embeddings, SiLU, residual adds, copies), "
                "which is what `train.compile` fuses.\n" + CPU_LIMITS) if c else ""
+    arounds = [f"{s['mfu_vs_around']:.0%}" for _, s in rows if "mfu_vs_around" in s]
+    around = (" Against the before/after probes this time, MFU would read " + ", ".join(arounds)
+              + " (same order as the table).") if arounds else ""
     peaks = [s for _, s in rows if "matmul_best_call_gflops_per_s" in s]
     best_call = (" Against the fastest single call instead (not a rate a run can hold), MFU would read "
                  + ", ".join(f"{s['mfu_vs_best_call']:.0%}" for s in peaks) + " (same order as the table).") if peaks else ""
@@ -196,11 +208,13 @@ warm-up step excluded), in a process per side, one after the other{_rounds_claus
   MLflow tracking on, evaluation after training off. Micro-batch
   decision of the memory planner: {r.get('tunewise_batch_plan', {}).get('micro_batch_size')} x
   {r.get('tunewise_batch_plan', {}).get('gradient_accumulation')}.
-- **MFU** = model FLOP/s / the sustained fp32 FLOP/s of a 2048^3 `torch.mm`: the median call over
-  3 s, measured in the same process just before and again just after training, the higher of the
-  two. On this shared 2-vCPU VM single calls range widely (140-180 GFLOP/s for this product, up to
-  240 for a 1024^3 one, as neighbours come and go); the median is the rate the machine holds, and
-  the step's own large GEMMs run at that rate inside training.{best_call} Model FLOPs (`bench/_flops.py`) count useful work only: per real token
+- **MFU** = model FLOP/s / the fp32 FLOP/s the machine's matmul gave during the same run: a 2048^3
+  `torch.mm` repeated for 2 s after every optimizer step, in the training process (the probes'
+  seconds are taken off the throughput clock), all the probes' FLOPs over all their seconds. This
+  VM's two cores share physical cores with neighbours, and the square-matmul rate flips between
+  about 155 and 250 GFLOP/s within seconds (each probe's rate is in the table's range and in the
+  JSON). A probe just before and after training, as earlier rounds used, samples two moments of a
+  minutes-long run: against it, the same code read 43% to 68% MFU.{around}{best_call} Model FLOPs (`bench/_flops.py`) count useful work only: per real token
   2N forward + 2N input-gradient for the frozen base (layer 0's q/k/v input-gradient skipped, as
   autograd skips it), LoRA forward + both gradients (6 x r x (in + out) per token on both sides, also
   where tunewise computes the forward inside a merged weight), attention 12 x heads x head_dim per causal

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (apply_thread_setting, load_average, peak_around, peak_rss_mib,  # noqa: E402
+from _common import (StepProbes, apply_thread_setting, load_average, peak_around, peak_rss_mib,  # noqa: E402
                      side_parser, training_device)
 from _flops import causal_pairs  # noqa: E402
 
@@ -91,15 +91,17 @@ def _example_lengths(item: dict) -> list[int]:
     return [b - a for a, b in zip(starts, starts[1:])]
 
 
-def _log_cpu_time(metrics_log_class) -> None:
-    """Add this process's CPU seconds to every metrics row (bench-only instrumentation: on a shared
-    machine CPU time at one thread is a steadier measure than wall time)."""
+def _instrument_steps(metrics_log_class, probes: StepProbes) -> None:
+    """Bench-only instrumentation of every step's metrics row: this process's CPU seconds (on a shared
+    machine CPU time at one thread is a steadier measure than wall time) and the probe seconds so far;
+    then a matmul probe, between this step and the next."""
     append = metrics_log_class.append
 
-    def append_with_cpu(self, record):
-        append(self, {**record, "cpu_s": time.process_time()})
+    def append_and_probe(self, record):
+        append(self, {**record, "cpu_s": time.process_time(), **probes.spent()})
+        probes.sample()
 
-    metrics_log_class.append = append_with_cpu
+    metrics_log_class.append = append_and_probe
 
 
 def main() -> None:
@@ -112,9 +114,9 @@ def main() -> None:
     from tunewise.train.metrics_log import MetricsLog
     from tunewise.train.run import run_training_job
 
-    _log_cpu_time(MetricsLog)
-
     device, dtype = training_device()
+    probes = StepProbes(device, dtype)
+    _instrument_steps(MetricsLog, probes)
     spec = load_spec(raw=bench_spec(args))
     load_before = load_average()
     result, peak = peak_around(lambda: run_training_job(spec, restart=True), device, dtype)
@@ -122,9 +124,11 @@ def main() -> None:
     records = MetricsLog(result.run_dir / "metrics.jsonl").read()
     batch_plan = _batch_plan(result.run_dir) or {"micro_batch_size": args.batch, "gradient_accumulation": 1}
     composition = step_composition(spec, args.steps, batch_plan["micro_batch_size"], batch_plan["gradient_accumulation"])
-    steps = [{"step": r["step"], "end_s": r["time"], "cpu_s": r["cpu_s"], "step_tokens_per_s": r["tokens_per_s"], **c}
+    steps = [{"step": r["step"], "end_s": r["time"], "cpu_s": r["cpu_s"], "probe_s": r["probe_s"],
+              "probe_cpu_s": r["probe_cpu_s"], "step_tokens_per_s": r["tokens_per_s"], **c}
              for r, c in zip(records, composition)]
-    out = {"side": "tunewise", "device": device, "dtype": str(dtype), "matmul_peak_flops": peak, "steps": steps,
+    out = {"side": "tunewise", "device": device, "dtype": str(dtype), "matmul_peak_flops": peak,
+           "matmul_probes": probes.samples, "steps": steps,
            "threads": torch.get_num_threads(),
            "load_average": [load_before, load_after], "peak_rss_mib": round(peak_rss_mib(), 1),
            "method": args.method, "packing": args.packing == "on", "batch_plan": batch_plan}

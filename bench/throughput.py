@@ -4,7 +4,8 @@ Both sides train the bundled model on the same generated file with the same hype
 after the other, each in its own process (model load, tokenization and the first step are
 excluded: the clock runs from the end of step 1 to the end of the last step). Reported: real
 (non-padding) tokens/s of each, their ratio, and model FLOPs utilization against the matmul
-peak each process measured just before it trained.
+rate each process measured between its own steps (bench/_common.py StepProbes; the probes' time is
+taken off the clock).
 
 On a shared host the machine's speed drifts over minutes, so a full run repeats the three sides in
 rounds (3 by default), rotating which side goes first: each round's ratio compares sides run minutes
@@ -24,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (REPO, apply_thread_setting, emit, load_average, machine_info, parse_args,  # noqa: E402
-                     peak_around, run_json, training_device)
+from _common import (REPO, apply_thread_setting, emit, in_run_rate, load_average, machine_info,  # noqa: E402
+                     parse_args, peak_around, run_json, training_device)
 from _data import write_skewed_chat  # noqa: E402
 from _flops import DecoderShape, causal_pairs, microbatch_flops  # noqa: E402
 from _gemm_ceiling import lora_step_ceiling  # noqa: E402
@@ -50,9 +51,11 @@ def summarize(side: dict, shape: DecoderShape) -> dict:
     """Tokens/s and MFU over steps 2..N (step 1 is warm-up)."""
     steps = side["steps"]
     measured = steps[1:]
-    seconds = steps[-1]["end_s"] - steps[0]["end_s"]
-    cpu_seconds = steps[-1]["cpu_s"] - steps[0]["cpu_s"]
-    peak = side["matmul_peak_flops"]
+    # The matmul probes between steps are on the clock's readings; their own seconds come off.
+    seconds = (steps[-1]["end_s"] - steps[-1]["probe_s"]) - (steps[0]["end_s"] - steps[0]["probe_s"])
+    cpu_seconds = (steps[-1]["cpu_s"] - steps[-1]["probe_cpu_s"]) - (steps[0]["cpu_s"] - steps[0]["probe_cpu_s"])
+    peak = in_run_rate(side["matmul_probes"])
+    around = side["matmul_peak_flops"]  # the probes just before and just after training, the higher
     tokens = sum(s["tokens"] for s in measured)
     flops = 0.0
     for s in measured:
@@ -72,8 +75,11 @@ def summarize(side: dict, shape: DecoderShape) -> dict:
         "mflops_per_token": round(flops / tokens / 1e6, 1),
         "matmul_peak_gflops_per_s": round(peak["wall"] / 1e9, 2),
         "mfu": round(flops / seconds / peak["wall"], 3),
+        "matmul_probes_gflops_per_s": peak["probes"],
         "matmul_best_call_gflops_per_s": round(peak["best"] / 1e9, 2),
         "mfu_vs_best_call": round(flops / seconds / peak["best"], 3),
+        "matmul_around_gflops_per_s": round(around["wall"] / 1e9, 2),
+        "mfu_vs_around": round(flops / seconds / around["wall"], 3),
         "threads": side["threads"],
         # CPU-time figures: steadier than wall time on a shared machine, meaningful at one thread.
         "tokens_per_cpu_s": round(tokens * side["threads"] / cpu_seconds, 1),
@@ -187,7 +193,7 @@ def append_history(summary: dict) -> None:
 
     sides = {name: {key: summary[name][key] for key in FIGURE_KEYS}
              for name in ("tunewise", "tunewise_compiled", "baseline") if name in summary}
-    line = {"when": time.strftime("%Y-%m-%d %H:%M"), **sides}
+    line = {"when": time.strftime("%Y-%m-%d %H:%M"), "rate": "between steps", **sides}
     with HISTORY.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps(line) + "\n")
 
