@@ -125,16 +125,20 @@ def _history() -> str:
 
 
 CPU_LIMITS = """
-**Why MFU stays below 70% on this CPU.** In a profile of a compiled step (4 of the bundled model's
-layers, 8 x 512 packed tokens) the matmuls take 70% of the time and run at about 180 GFLOP/s; the
-per-example attention kernels take 13.5% for about 4% of the FLOPs. Reaching 70% MFU would need the
-non-matmul share down to about a tenth. Measured and not kept, because they did not help:
-q/k/v and gate/up computed as one stacked matmul each (no gain beyond the host's noise), Inductor's
-max-autotune (no change), the MLP run in token chunks to stay in cache (slower), padded SDPA per
-length bucket (slower), a compiled math attention (no faster than the flash kernel),
-FlexAttention (no CPU backward in torch 2.13), and glibc's malloc thresholds raised so that freed
-activations stay in the process (page faults per step fell from tens of thousands per 4 layers to
-almost none, with no gain in tokens/s beyond the host's noise).
+**Where the time goes, against the 70% MFU target.** In a profile of an eager step on the bundled
+model (8 x 512 packed tokens), about a fifth of the time goes to memory-bound elementwise work
+(SiLU and its gradient, RMSNorm, rotary embeddings, residual adds, the softmax of the loss), each
+operation a separate pass over activations too large for the caches; `train.compile` fuses it,
+which is why the compiled side's MFU is the higher one in most rounds. In a profile of a compiled
+step (4 layers) the matmuls take 70% of the time at about 180 GFLOP/s, and the per-example
+attention kernels 13.5% for about 4% of the FLOPs: the largest share left, and one only a faster
+CPU attention kernel than PyTorch's flash kernel would shrink. Measured and not kept, because they
+did not help: q/k/v and gate/up computed as one stacked matmul each (no gain beyond the host's
+noise), Inductor's max-autotune (no change), the MLP run in token chunks to stay in cache
+(slower), padded SDPA per length bucket (slower), a compiled math attention (no faster than the
+flash kernel), FlexAttention (no CPU backward in torch 2.13), and glibc's malloc thresholds raised
+so that freed activations stay in the process (page faults per step fell from tens of thousands
+per 4 layers to almost none, with no gain in tokens/s beyond the host's noise).
 """
 
 
