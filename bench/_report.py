@@ -4,6 +4,7 @@ machine and load average, then the GPU reference figures still to be measured he
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -310,7 +311,32 @@ outside the workspace, nothing lost); {c['seconds']} s at load {c['load_average'
 """
 
 
-SECTIONS = {"throughput": throughput, "memory": memory, "data_pipeline": data_pipeline, "reliability": reliability}
+def compile_ab(r: dict[str, Any]) -> str:
+    size = r["size"]
+    listed = ", ".join(f"{x}x" for x in r["ratios"])
+    return f"""## Eager against compiled decoder layers (`train.compile`)
+
+{_meta(r)}
+
+Two copies of the bundled model with the same LoRA adapters (r=16, all linear layers) train in one
+process, one eager and one with its decoder layers compiled; each pair of optimizer steps runs the
+same packed micro-batch ({size['batch']} x {size['max_length']}) on both, the order alternating, so both
+steps of a pair meet the shared host in the same state ({WARM_UP_PAIRS_TEXT}).
+
+**Compiled / eager: {r['median_ratio']}x** real tokens/s, the median of {len(r['ratios'])} pairs; the compiled step
+was faster in {r['pairs_compiled_faster']} of {len(r['ratios'])} (per pair: {listed}). Median tokens/s:
+eager {statistics.median(r['eager_tokens_per_s']):.0f}, compiled {statistics.median(r['compiled_tokens_per_s']):.0f}.
+Load average {r['load_average'][0]}-{r['load_average'][1]}.
+
+This is why `train.compile: auto`, the default, compiles CPU runs with packed data once their second
+step shows more than 10 minutes of training left.
+"""
+
+
+WARM_UP_PAIRS_TEXT = "the first two pairs, which include the compilation, are not counted"
+
+SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "memory": memory, "data_pipeline": data_pipeline,
+            "reliability": reliability}
 
 
 def render(results: Path = RESULTS) -> str:

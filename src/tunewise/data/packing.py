@@ -87,8 +87,8 @@ def length_grouped_batches(examples: list[Example], batch_size: int, seed: int, 
     return batches
 
 
-def collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
-    """Right-pad a batch into torch tensors.
+def collate(batch: list[Example], pad_id: int, width: int | None = None) -> dict[str, Any]:
+    """Right-pad a batch into torch tensors, to its longest row or to `width` if given.
 
     input_ids are padded with pad_id and labels with -100. Unpacked examples (no position_ids) also
     get an attention_mask (1 = token, 0 = padding). Packed sequences get no attention_mask (it would
@@ -100,7 +100,7 @@ def collate(batch: list[Example], pad_id: int) -> dict[str, Any]:
     if not batch:
         raise ValueError("cannot collate an empty batch")
     packed = "position_ids" in batch[0]
-    width = max(len(item["input_ids"]) for item in batch)
+    width = max([len(item["input_ids"]) for item in batch] + [width or 0])
     ids, labels, positions, mask = [], [], [], []
     for item in batch:
         pad = width - len(item["input_ids"])

@@ -19,6 +19,7 @@ import torch
 
 from tunewise.train.batches import BatchPlan
 from tunewise.train.checkpoint import CheckpointManager, SavePolicy
+from tunewise.train.compile import AUTO_DECIDE_AT_STEP, compile_if_worth_it
 from tunewise.train.loss import labelled_loss_sum
 from tunewise.train.metrics_log import MetricsLog, peak_memory_mb, system_metrics
 from tunewise.train.progress import TrainingProgress
@@ -34,6 +35,7 @@ class LoopConfig:
     device: str
     head_only_on_labels: bool
     staging_dir: Path  # local scratch for checkpoints before they are stored
+    auto_compile: bool = False  # train.compile: auto, where it applies (train/compile.py)
 
 
 def total_steps_for(plan: BatchPlan, epochs: float, gradient_accumulation: int, max_steps: int | None) -> int:
@@ -113,6 +115,7 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
     model.train()
     stream = _micro_batches(plan, state)
     started = time.monotonic() - state.elapsed_s
+    first_step = state.step
     with TrainingProgress(cfg.total_steps, state.step) as progress:
         while state.step < cfg.total_steps:
             t0 = time.monotonic()
@@ -121,7 +124,10 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
             state.step += 1
             state.tokens_seen += tokens
             state.elapsed_s = time.monotonic() - started
-            tokens_per_s = tokens / max(time.monotonic() - t0, 1e-9)
+            step_seconds = time.monotonic() - t0
+            tokens_per_s = tokens / max(step_seconds, 1e-9)
+            if cfg.auto_compile and state.step - first_step == AUTO_DECIDE_AT_STEP:
+                progress.note(compile_if_worth_it(model, (plan, val_plan), cfg.total_steps - state.step, step_seconds))
             record = {
                 "step": state.step,
                 "train_loss": round(loss, 5),

@@ -46,6 +46,15 @@ class TrainingProgress:
             self._last_line = now
             print(f"step {step}/{self.total}  {stats}", file=sys.stderr, flush=True)
 
+    def note(self, message: str | None) -> None:
+        """A line of its own above the bar (or among the plain lines); None prints nothing."""
+        if message is None:
+            return
+        if self._progress is not None:
+            self._progress.console.print(message)
+        else:
+            print(message, file=sys.stderr, flush=True)
+
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
             self._progress.stop()

@@ -81,7 +81,7 @@ class TrainingSession:
         fuse_lora_layers(model)  # a faster path for plain LoRA layers; a no-op for other methods
         if self.spec.train.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if self.spec.train.compile:
+        if self.spec.train.compile is True:
             from tunewise.train.compile import compile_decoder_layers
 
             console.print(f"compiling {compile_decoder_layers(model)} decoder layers (the first steps are slower)")
@@ -173,6 +173,10 @@ class TrainingSession:
                          packed=packed, seed=spec.train.seed, pad_id=tokenizer.pad_token_id)
         plan = BatchPlan(prepared.train, **plan_args)
         val_plan = BatchPlan(prepared.validation, **plan_args) if prepared.validation else None
+        if spec.train.compile is True:
+            from tunewise.train.compile import fix_batch_width
+
+            fix_batch_width(plan, val_plan)
         total = total_steps_for(plan, spec.train.epochs, accumulation, spec.train.max_steps)
         model = self.build_model(base_dir)
         optimizer, scheduler = self.optimizer_and_scheduler(model, total)
@@ -189,7 +193,8 @@ class TrainingSession:
         cfg = LoopConfig(total_steps=total, gradient_accumulation=accumulation,
                          max_grad_norm=spec.train.max_grad_norm, eval_every_steps=spec.train.eval_every_steps,
                          device=self.policy.device, head_only_on_labels=not self.method.prepends_virtual_tokens,
-                         staging_dir=self.run_dir / ".staging")
+                         staging_dir=self.run_dir / ".staging",
+                         auto_compile=spec.train.compile == "auto" and self.policy.device == "cpu" and packed)
         save_policy = SavePolicy.from_spec(spec.checkpoint)
         state = train_loop(model, optimizer, scheduler, plan, val_plan, state, cfg, manager, save_policy, metrics)
         artifact = self.write_artifact(model, tokenizer, base_dir)
