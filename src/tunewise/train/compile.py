@@ -2,8 +2,9 @@
 
 On CPU a small model's step spends about a fifth of its time outside the matmuls, in memory-bound
 elementwise work (RMSNorm, rotary embeddings, SiLU, LoRA scaling, residual adds). Compiling each
-decoder layer fuses that work: with eager and compiled LoRA steps alternating on the same batches,
-the compiled ones were faster in every pair (bench/compile_ab.py, BENCHMARKS.md). Attention per
+decoder layer fuses that work: with eager and compiled LoRA steps alternating on the same batches
+of the bundled model, compiled steps were 1.11x faster (median of 12 pairs, faster in 11; `python
+bench/compile_ab.py --full`, BENCHMARKS.md), and peak memory falls. Attention per
 packed example stays eager (its lengths change every batch). Layers are compiled in place, so
 parameter names, checkpoints and artifacts are unchanged.
 
