@@ -219,7 +219,10 @@ warm-up step excluded), in a process per side, one after the other{_rounds_claus
   VM's two cores share physical cores with neighbours, and the square-matmul rate flips between
   about 155 and 250 GFLOP/s within seconds (each probe's rate is in the table's range and in the
   JSON). A probe just before and after training, as earlier rounds used, samples two moments of a
-  minutes-long run: against it, the same code read 43% to 68% MFU.{around}{best_call} Model FLOPs (`bench/_flops.py`) count useful work only: per real token
+  minutes-long run: against it, the same code read 43% to 68% MFU. In the first six rounds with
+  probes between steps, the compiled side's probes read lower than the eager side's in five rounds
+  and the same in one; the cause is not established, so the compiled side's MFU may read
+  high.{around}{best_call} Model FLOPs (`bench/_flops.py`) count useful work only: per real token
   2N forward + 2N input-gradient for the frozen base (layer 0's q/k/v input-gradient skipped, as
   autograd skips it), LoRA forward + both gradients (6 x r x (in + out) per token on both sides, also
   where tunewise computes the forward inside a merged weight), attention 12 x heads x head_dim per causal
