@@ -1,6 +1,6 @@
 """Run every benchmark, then rewrite BENCHMARKS.md from their results.
 
-    python bench/run_all.py --full        # the figures (tens of minutes on a 2-core CPU)
+    python bench/run_all.py --full        # the figures (over an hour on a 2-core CPU)
     python bench/run_all.py               # quick smoke runs; BENCHMARKS.md is left alone
     python bench/run_all.py --render      # only rewrite BENCHMARKS.md from bench/results/
     python bench/run_all.py --full --only throughput,memory
