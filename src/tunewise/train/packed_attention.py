@@ -15,7 +15,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from tunewise.train.kernel_threads import balanced_groups, run_split, worker_count
+
 PACKED_ATTENTION = "tunewise_packed_sdpa"
+# Whole examples in one-thread workers (`_ExamplesInWorkers`); False: one example after another, each
+# kernel on torch's intra-op threads (bench/attention_ab.py compares the two).
+EXAMPLES_IN_WORKERS = True
 
 
 def use_packed_attention(lm: Any) -> None:
@@ -77,13 +82,73 @@ def packed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value:
 
 
 def _per_example_sdpa(q, k, v, lengths: list[int], scale: float, dropout: float) -> torch.Tensor:
-    """Causal SDPA per example of token-major (tokens, heads, dim) tensors; SDPA reads the strided views.
-
-    squeeze(0), not [0]: a view's backward is free, a select's allocates and fills a zeroed copy.
-    """
+    """Causal SDPA per example of token-major (tokens, heads, dim) tensors; SDPA reads the strided views."""
+    if EXAMPLES_IN_WORKERS and dropout == 0.0 and q.device.type == "cpu":
+        return _ExamplesInWorkers.apply(q, k, v, tuple(lengths), scale)
     gqa = k.shape[1] != q.shape[1]
-    outputs = [F.scaled_dot_product_attention(qi.transpose(0, 1)[None], ki.transpose(0, 1)[None], vi.transpose(0, 1)[None],
+    # squeeze(0), not [0]: a view's backward is free, a select's allocates and fills a zeroed copy.
+    outputs = [F.scaled_dot_product_attention(_heads_first(qi), _heads_first(ki), _heads_first(vi),
                                               dropout_p=dropout, is_causal=True, scale=scale,
                                               enable_gqa=gqa).squeeze(0).transpose(0, 1)
                for qi, ki, vi in zip(q.split(lengths), k.split(lengths), v.split(lengths))]
     return torch.cat(outputs)
+
+
+def _heads_first(x: torch.Tensor) -> torch.Tensor:
+    """(length, heads, dim) -> a (1, heads, length, dim) view, the layout SDPA's kernels take."""
+    return x.transpose(0, 1)[None]
+
+
+class _ExamplesInWorkers(torch.autograd.Function):
+    """Causal attention per example on CPU, whole examples shared out among one-thread workers.
+
+    One example's attention is too small a kernel for torch's two intra-op threads (`kernel_threads`);
+    here each worker runs whole examples, forward and backward, with PyTorch's own CPU flash kernels
+    (grouped-query attention included). In paired steps on the bundled model (`python
+    bench/attention_ab.py --full`, BENCHMARKS.md) a training step ran about 5% faster.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, lengths, scale):
+        spans = _spans(lengths)
+        out = torch.empty_like(q)
+        logsumexp: dict[int, torch.Tensor] = {}
+
+        def attend(group: list[int]) -> None:
+            for index in group:
+                at = spans[index]
+                o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                    _heads_first(q[at]), _heads_first(k[at]), _heads_first(v[at]), 0.0, True, scale=scale)
+                out[at] = o[0].transpose(0, 1)
+                logsumexp[index] = lse
+
+        groups = balanced_groups([n * n for n in lengths], worker_count())
+        run_split(attend, groups)
+        ctx.save_for_backward(q, k, v, out)
+        ctx.spans, ctx.groups, ctx.scale, ctx.logsumexp = spans, groups, scale, logsumexp
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out = ctx.saved_tensors
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+
+        def differentiate(group: list[int]) -> None:
+            for index in group:
+                at = ctx.spans[index]
+                grads = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                    _heads_first(grad_out[at]), _heads_first(q[at]), _heads_first(k[at]), _heads_first(v[at]),
+                    _heads_first(out[at]), ctx.logsumexp[index], 0.0, True, scale=ctx.scale)
+                for target, grad in zip((grad_q, grad_k, grad_v), grads):
+                    target[at] = grad[0].transpose(0, 1)
+
+        run_split(differentiate, ctx.groups)
+        return grad_q, grad_k, grad_v, None, None
+
+
+def _spans(lengths) -> list[slice]:
+    spans, start = [], 0
+    for n in lengths:
+        spans.append(slice(start, start + n))
+        start += n
+    return spans
