@@ -314,9 +314,16 @@ outside the workspace, nothing lost); {c['seconds']} s at load {c['load_average'
 """
 
 
+def _pairs_line(r: dict[str, Any], new: str, old: str, new_label: str, old_label: str) -> str:
+    listed = ", ".join(f"{x}x" for x in r["ratios"])
+    return (f"**{new_label[0].upper() + new_label[1:]} / {old_label}: {r['median_ratio']}x** real tokens/s, the median of {len(r['ratios'])} pairs; "
+            f"{new_label} was faster in {r[f'pairs_{new}_faster']} of {len(r['ratios'])} (per pair: {listed}). Median "
+            f"tokens/s: {old_label} {statistics.median(r[f'{old}_tokens_per_s']):.0f}, {new_label} "
+            f"{statistics.median(r[f'{new}_tokens_per_s']):.0f}. Load average {r['load_average'][0]}-{r['load_average'][1]}.")
+
+
 def compile_ab(r: dict[str, Any]) -> str:
     size = r["size"]
-    listed = ", ".join(f"{x}x" for x in r["ratios"])
     return f"""## Eager against compiled decoder layers (`train.compile`)
 
 {_meta(r)}
@@ -326,19 +333,38 @@ process, one eager and one with its decoder layers compiled; each pair of optimi
 same packed micro-batch ({size['batch']} x {size['max_length']}) on both, the order alternating, so both
 steps of a pair meet the shared host in the same state ({WARM_UP_PAIRS_TEXT}).
 
-**Compiled / eager: {r['median_ratio']}x** real tokens/s, the median of {len(r['ratios'])} pairs; the compiled step
-was faster in {r['pairs_compiled_faster']} of {len(r['ratios'])} (per pair: {listed}). Median tokens/s:
-eager {statistics.median(r['eager_tokens_per_s']):.0f}, compiled {statistics.median(r['compiled_tokens_per_s']):.0f}.
-Load average {r['load_average'][0]}-{r['load_average'][1]}.
+{_pairs_line(r, "compiled", "eager", "compiled", "eager")}
 
 This is why `train.compile: auto`, the default, compiles CPU runs with packed data once their second
 step shows more than 10 minutes of training left.
 """
 
 
+def attention_ab(r: dict[str, Any]) -> str:
+    size = r["size"]
+    text = f"""## Per-example attention in one-thread workers
+
+{_meta(r)}
+
+One copy of the bundled model trains LoRA (r=16, all linear layers) on packed micro-batches
+({size['batch']} x {size['max_length']}); before each step, attention per packed example is switched
+between whole examples run side by side in one-thread kernel workers (`train/kernel_threads.py`,
+the default) and one example after another, each small kernel on torch's two intra-op threads. Each
+pair runs the same batch both ways, the order alternating ({WARM_UP_PAIRS_TEXT}).
+
+Eager layers: {_pairs_line(r, "workers", "one_by_one", "workers", "one by one")}
+"""
+    compiled = RESULTS / "attention_ab_compiled.json"
+    if compiled.exists():
+        c = json.loads(compiled.read_text())
+        text += (f"\nCompiled layers (`{c['command']}`, load {c['load_average'][0]}-{c['load_average'][1]}): "
+                 f"{_pairs_line(c, 'workers', 'one_by_one', 'workers', 'one by one')}\n")
+    return text
+
+
 WARM_UP_PAIRS_TEXT = "the first two pairs, which include the compilation, are not counted"
 
-SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "memory": memory, "data_pipeline": data_pipeline,
+SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "attention_ab": attention_ab, "memory": memory, "data_pipeline": data_pipeline,
             "reliability": reliability}
 
 
