@@ -316,8 +316,8 @@ outside the workspace, nothing lost); {c['seconds']} s at load {c['load_average'
 
 def _pairs_line(r: dict[str, Any], new: str, old: str, new_label: str, old_label: str) -> str:
     listed = ", ".join(f"{x}x" for x in r["ratios"])
-    return (f"**{new_label[0].upper() + new_label[1:]} / {old_label}: {r['median_ratio']}x** real tokens/s, the median of {len(r['ratios'])} pairs; "
-            f"{new_label} was faster in {r[f'pairs_{new}_faster']} of {len(r['ratios'])} (per pair: {listed}). Median "
+    return (f"**{new_label[0].upper() + new_label[1:]} / {old_label}: {r['median_ratio']}x** real tokens/s, the "
+            f"median of {len(r['ratios'])} pairs, faster in {r[f'pairs_{new}_faster']} (per pair: {listed}). Median "
             f"tokens/s: {old_label} {statistics.median(r[f'{old}_tokens_per_s']):.0f}, {new_label} "
             f"{statistics.median(r[f'{new}_tokens_per_s']):.0f}. Load average {r['load_average'][0]}-{r['load_average'][1]}.")
 
@@ -357,7 +357,7 @@ Eager layers: {_pairs_line(r, "workers", "one_by_one", "workers", "one by one")}
     compiled = RESULTS / "attention_ab_compiled.json"
     if compiled.exists():
         c = json.loads(compiled.read_text())
-        text += (f"\nCompiled layers (`{c['command']}`, load {c['load_average'][0]}-{c['load_average'][1]}): "
+        text += (f"\nCompiled layers (`{c['command']}`): "
                  f"{_pairs_line(c, 'workers', 'one_by_one', 'workers', 'one by one')}\n")
     return text
 
