@@ -65,3 +65,49 @@ def lora_step_ceiling(shape: DecoderShape, *, tokens: int, head_positions: int, 
         flops += 2 * head_positions * shape.hidden * shape.vocab
     return {"gflops_per_s": round(flops / seconds / 1e9, 2), "step_gemm_tflop": round(flops / 1e12, 3),
             "step_gemm_seconds": round(seconds, 2)}
+
+
+def large_gemm_fractions(shape: DecoderShape, *, tokens: int, head_rows: int = 512, rounds: int = 8) -> dict[str, float]:
+    """Each large product of a step (base forward and input-gradient per linear, the head's chunk)
+    as a fraction of the 2048^3 square matmul timed just before and just after it, median over rounds.
+
+    Timed alternately with the square product, so the host's drift between the two is small: this
+    tells whether the step's matmul shapes themselves, not the host, keep MFU below the square rate.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    def seconds(call: Callable[[], Any], repeats: int) -> float:
+        call()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            call()
+        return (time.perf_counter() - started) / repeats
+
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    products: dict[str, tuple[Callable[[], Any], float]] = {}
+    for n_in, n_out in dict.fromkeys(shape.linears()):
+        x, g, w = torch.randn(tokens, n_in), torch.randn(tokens, n_out), torch.randn(n_out, n_in)
+        flops = 2 * tokens * n_in * n_out
+        products[f"forward {n_in}->{n_out}"] = (lambda x=x, w=w: F.linear(x, w), flops)
+        products[f"input-grad {n_in}->{n_out}"] = (lambda g=g, w=w: g @ w, flops)
+    h, e, lg = torch.randn(head_rows, shape.hidden), torch.randn(shape.vocab, shape.hidden), torch.randn(head_rows, shape.vocab)
+    head_flops = 2 * head_rows * shape.hidden * shape.vocab
+    products["head forward"] = (lambda: F.linear(h, e), head_flops)
+    products["head input-grad"] = (lambda: lg @ e, head_flops)
+    fractions: dict[str, list[float]] = {name: [] for name in products}
+    square_flops = 2 * 2048**3
+    for _ in range(rounds):
+        for name, (call, flops) in products.items():
+            before = square_flops / seconds(lambda: a @ b, 2)
+            rate = flops / seconds(call, 5)
+            after = square_flops / seconds(lambda: a @ b, 2)
+            fractions[name].append(rate / ((before + after) / 2))
+    return {name: round(statistics.median(values), 3) for name, values in fractions.items()}
+
+
+if __name__ == "__main__":
+    # python bench/_gemm_ceiling.py: the bundled model's large products against the square matmul.
+    bundled = DecoderShape(hidden=576, intermediate=1536, layers=30, heads=9, kv_heads=3, head_dim=64, vocab=49152)
+    for product, fraction in large_gemm_fractions(bundled, tokens=4038).items():
+        print(f"{product:28s} {fraction:.0%} of the square matmul")

@@ -131,15 +131,24 @@ model (8 x 512 packed tokens), about a fifth of the time goes to memory-bound el
 (SiLU and its gradient, RMSNorm, rotary embeddings, residual adds, the softmax of the loss), each
 operation a separate pass over activations too large for the caches; `train.compile` fuses it,
 which is why the compiled side's MFU is the higher one in most rounds. In a profile of a compiled
-step (4 layers) the matmuls take 70% of the time at about 180 GFLOP/s, and the per-example
-attention kernels 13.5% for about 4% of the FLOPs: the largest share left, and one only a faster
-CPU attention kernel than PyTorch's flash kernel would shrink. Measured and not kept, because they
-did not help: q/k/v and gate/up computed as one stacked matmul each (no gain beyond the host's
-noise), Inductor's max-autotune (no change), the MLP run in token chunks to stay in cache
-(slower), padded SDPA per length bucket (slower), a compiled math attention (no faster than the
-flash kernel), FlexAttention (no CPU backward in torch 2.13), and glibc's malloc thresholds raised
-so that freed activations stay in the process (page faults per step fell from tens of thousands
-per 4 layers to almost none, with no gain in tokens/s beyond the host's noise).
+step (4 layers) the matmuls take about 70% of the time. Timed alternately with the square matmul
+(`python bench/_gemm_ceiling.py`), the step's large products run at 87-104% of its rate and the
+head's forward (100 MB of logits written per chunk) at 70-75%; the ceiling above is lower because it also counts the rank-16 adapter
+products, which are memory-bound, and takes the square rate once. The per-example attention kernels
+took 13.5-15% of the time for about 4% of the FLOPs. PyTorch's CPU flash kernel runs an example of
+100-300 tokens at a fifth to a third of the matmul rate, and two intra-op threads ran it no faster
+than one; since 2026-11-23 04:39 whole examples run side by side in one-thread workers, which
+made paired steps 1.06x (eager) and 1.12x (compiled) faster (section below), and attention still
+takes about 15% of a compiled step. The throughput rounds since then read within the spread of the
+earlier ones: the host's drift from run to run is larger than this gain. Measured and not kept,
+because they did not help: q/k/v and gate/up computed as one stacked matmul each (no gain beyond
+the host's noise), LoRA's rank-16 products folded into the large matmuls as extra rows and columns
+(no faster: the strided outputs cost what the saved passes gained), Inductor's max-autotune (no
+change), the MLP run in token chunks to stay in cache (slower), padded SDPA per length bucket
+(slower), a compiled math attention (no faster than the flash kernel), FlexAttention (no CPU
+backward in torch 2.13), and glibc's malloc thresholds raised so that freed activations stay in
+the process (page faults per step fell from tens of thousands per 4 layers to almost none, with no
+gain in tokens/s beyond the host's noise).
 """
 
 
