@@ -69,13 +69,16 @@ def worker_count() -> int:
 def run_split(work: Callable[[T], None], parts: Iterable[T]) -> None:
     """Run `work` on every part, in the kernel workers when there are any; returns when all are done.
 
-    `work` runs without autograd recording (grad mode is per thread: the caller's does not carry over).
+    `work` runs without autograd recording, and in inference mode when the caller is (both are per
+    thread: the caller's do not carry over by themselves; writing into an inference tensor outside
+    inference mode is an error).
     """
     pool = kernel_workers()
+    inference = torch.is_inference_mode_enabled()
 
-    @torch.no_grad()
     def quiet(part: T) -> None:
-        work(part)
+        with torch.inference_mode(inference), torch.no_grad():
+            work(part)
 
     if pool is None:
         for part in parts:

@@ -78,6 +78,18 @@ def test_work_runs_without_autograd_recording():
     assert all(not r.requires_grad for r in results)
 
 
+def test_attention_in_workers_under_inference_mode():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with torch.inference_mode():
+            q, k, v = torch.randn(20, 4, 8), torch.randn(20, 2, 8), torch.randn(20, 2, 8)
+            out = _per_example_sdpa(q, k, v, [12, 8], 0.3, 0.0)
+        torch.testing.assert_close(out, _reference(q, k, v, [12, 8], 0.3))
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_balanced_groups_share_the_cost():
     groups = balanced_groups([100.0, 1.0, 50.0, 49.0, 2.0], 2)
     assert sorted(i for g in groups for i in g) == [0, 1, 2, 3, 4]
