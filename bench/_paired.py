@@ -12,9 +12,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from _common import load_average, machine_info
 from _data import write_skewed_chat
@@ -98,6 +99,26 @@ class PairedBench:
                 if pair >= WARM_UP_PAIRS:
                     rates[name].append(rate)
         return rates
+
+
+def start(description: str, prefix: str, extra: Callable[[Any], None] | None = None) -> tuple[Any, PairedBench]:
+    """Parse the arguments every paired benchmark takes (--full, --model, --pairs, plus `extra`),
+    set the threads and a scratch TUNEWISE_HOME, and build the shared data and batches."""
+    import os
+
+    from _common import apply_thread_setting, parse_args
+
+    def arguments(parser) -> None:
+        parser.add_argument("--model", default="smollm2-135m-instruct", help="Base model (bundled name or directory).")
+        parser.add_argument("--pairs", type=int, help="Counted pairs of steps.")
+        if extra is not None:
+            extra(parser)
+
+    args = parse_args(description, arguments)
+    size = dict(FULL if args.full else QUICK, **({"pairs": args.pairs} if args.pairs else {}))
+    apply_thread_setting()
+    os.environ["TUNEWISE_HOME"] = tempfile.mkdtemp(prefix=f"{prefix}-")
+    return args, PairedBench(size, args.model, prefix)
 
 
 def paired_result(bench: PairedBench, rates: dict[str, list[float]], *, new: str, old: str, command: str,

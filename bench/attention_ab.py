@@ -11,21 +11,17 @@ other's.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import apply_thread_setting, emit, load_average, parse_args  # noqa: E402
-from _paired import FULL, QUICK, PairedBench, paired_result  # noqa: E402
+from _common import emit, load_average  # noqa: E402
+from _paired import paired_result, start  # noqa: E402
 
 
-def _extra(parser) -> None:
-    parser.add_argument("--model", default="smollm2-135m-instruct", help="Base model (bundled name or directory).")
-    parser.add_argument("--pairs", type=int, help="Counted pairs of steps.")
+def _compile_flag(parser) -> None:
     parser.add_argument("--compile", action="store_true", help="Compile the decoder layers (train.compile: true).")
 
 
@@ -38,11 +34,7 @@ def _attention_in_workers(on: bool):
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], _extra)
-    size = dict(FULL if args.full else QUICK, **({"pairs": args.pairs} if args.pairs else {}))
-    apply_thread_setting()
-    os.environ["TUNEWISE_HOME"] = tempfile.mkdtemp(prefix="bench-attention-")
-    bench = PairedBench(size, args.model, "bench-attention")
+    args, bench = start(__doc__.splitlines()[0], "bench-attention", _compile_flag)
     side = bench.side(compiled=args.compile)
     # One model, switched before each step: both sides train the same weights on the same batches.
     sides = {"one_by_one": replace(side, before_step=_attention_in_workers(False)),

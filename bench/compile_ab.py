@@ -10,28 +10,17 @@ the median over pairs of compiled tokens/s over eager tokens/s. This is the meas
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import apply_thread_setting, emit, load_average, parse_args  # noqa: E402
-from _paired import FULL, QUICK, PairedBench, paired_result  # noqa: E402
-
-
-def _extra(parser) -> None:
-    parser.add_argument("--model", default="smollm2-135m-instruct", help="Base model (bundled name or directory).")
-    parser.add_argument("--pairs", type=int, help="Counted pairs of steps.")
+from _common import emit, load_average  # noqa: E402
+from _paired import paired_result, start  # noqa: E402
 
 
 def main() -> None:
-    args = parse_args(__doc__.splitlines()[0], _extra)
-    size = dict(FULL if args.full else QUICK, **({"pairs": args.pairs} if args.pairs else {}))
-    apply_thread_setting()
-    os.environ["TUNEWISE_HOME"] = tempfile.mkdtemp(prefix="bench-compile-")
-    bench = PairedBench(size, args.model, "bench-compile")
+    args, bench = start(__doc__.splitlines()[0], "bench-compile")
     sides = {"eager": bench.side(compiled=False), "compiled": bench.side(compiled=True)}
     load_before = load_average()
     rates = bench.run(sides)
