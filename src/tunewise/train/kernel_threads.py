@@ -21,12 +21,13 @@ import torch
 T = TypeVar("T")
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 _lock = threading.Lock()
 
 
 def _forget_pool() -> None:
-    global _pool
-    _pool = None
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
 
 
 os.register_at_fork(after_in_child=_forget_pool)
@@ -34,13 +35,15 @@ os.register_at_fork(after_in_child=_forget_pool)
 
 def kernel_workers() -> ThreadPoolExecutor | None:
     """The process's pool of one-thread workers, as many as torch's intra-op threads; None when that is 1."""
-    global _pool
+    global _pool, _pool_size
     threads = torch.get_num_threads()
     if threads < 2:
         return None
     with _lock:
-        if _pool is None or _pool._max_workers != threads:
-            _pool = _start_workers(threads)
+        if _pool_size != threads:
+            if _pool is not None:
+                _pool.shutdown(wait=False)  # torch's thread count changed: its workers end when idle
+            _pool, _pool_size = _start_workers(threads), threads
         return _pool
 
 
@@ -63,8 +66,7 @@ def _start_workers(threads: int) -> ThreadPoolExecutor:
 
 def worker_count() -> int:
     """How many kernel workers `run_split` spreads work over (1: the calling thread alone)."""
-    pool = kernel_workers()
-    return 1 if pool is None else pool._max_workers
+    return _pool_size if kernel_workers() is not None else 1
 
 
 def run_split(work: Callable[[T], None], parts: Iterable[T]) -> None:

@@ -4,6 +4,7 @@ workers leave torch's thread settings as they found them."""
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 import torch
@@ -46,6 +47,21 @@ def test_attention_in_workers_matches_sdpa(threads, kv_heads):
         for actual, expected in zip(got, (expected_out.detach(), q.grad, k.grad, v.grad)):
             torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
         assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_a_new_thread_count_gets_new_workers():
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert worker_count() == 2
+        torch.set_num_threads(3)
+        seen: list[int] = []
+        run_split(lambda part: seen.append(torch.get_num_threads()), range(6))
+        assert worker_count() == 3 and seen == [1] * 6
+        torch.set_num_threads(1)
+        assert worker_count() == 1  # one thread: the caller runs the work itself
     finally:
         torch.set_num_threads(previous)
 
@@ -105,6 +121,7 @@ def test_a_forked_child_starts_its_own_workers():
         run_split(lambda part: None, [0, 1])  # the parent's workers exist
         pid = os.fork()
         if pid == 0:  # the child: the parent's threads are gone; new ones must start, not hang
+            signal.alarm(60)  # a hang ends the child (and fails the test) instead of the suite
             try:
                 done = []
                 run_split(lambda part: done.append(part), [0, 1])
