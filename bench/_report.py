@@ -145,8 +145,11 @@ because they did not help: q/k/v and gate/up computed as one stacked matmul each
 the host's noise), LoRA's rank-16 products folded into the large matmuls as extra rows and columns
 (no faster: the strided outputs cost what the saved passes gained), Inductor's max-autotune (no
 change), the MLP run in token chunks to stay in cache (slower), padded SDPA per length bucket
-(slower), a compiled math attention (no faster than the flash kernel), FlexAttention (no CPU
-backward in torch 2.13), and glibc's malloc thresholds raised so that freed activations stay in
+(slower), a compiled math attention (no faster than the flash kernel), attention as blocked
+matmuls per kv-head group (the group's query heads stacked, causal blocks of 64 queries): 12%
+faster than the flash kernels on the attention alone when the probabilities are kept for the
+backward (about 2% of a step, for about 1 GB more memory on the bundled model), slower when the
+backward recomputes them; FlexAttention (compiled on CPU it is inference-only in torch 2.13), and glibc's malloc thresholds raised so that freed activations stay in
 the process (page faults per step fell from tens of thousands per 4 layers to almost none, with no
 gain in tokens/s beyond the host's noise).
 """
