@@ -94,3 +94,19 @@ def test_example_lengths_from_position_ids():
     assert packed_example_lengths(torch.tensor([[0, 1, 2, 0, 1], [0, 0, 1, 2, 3]])) == [3, 2, 1, 4]
     assert packed_example_lengths(torch.tensor([[0, 1, 2, 3]])) is None  # one example: plain causal
     assert packed_example_lengths(torch.tensor([[5, 6, 0, 1]])) is None  # continues a cache: not packed
+
+
+def test_chunked_head_in_bf16_matches_fp32_logits():
+    # bf16 weights take the path without the fp32 logits buffer; the logits are still summed in fp32.
+    torch.manual_seed(0)
+    hidden = torch.randn(40, 16).bfloat16().requires_grad_(True)
+    weight = (torch.randn(300, 16) * 0.3).bfloat16()
+    targets = torch.randint(0, 300, (40,))
+    got = head_cross_entropy_sum(hidden, weight, None, targets, chunk_rows=16)
+    got.backward()
+    reference = hidden.detach().float().requires_grad_(True)
+    want = F.cross_entropy(F.linear(reference, weight.float()), targets, reduction="sum")
+    want.backward()
+    assert got.dtype == torch.float32 and hidden.grad.dtype == torch.bfloat16
+    assert torch.allclose(got, want, rtol=1e-2)
+    assert torch.allclose(hidden.grad.float(), reference.grad, atol=2e-2)
