@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from _flops import DecoderShape
 
@@ -59,8 +60,9 @@ def lora_step_ceiling(shape: DecoderShape, *, tokens: int, head_positions: int, 
             seconds += _median_seconds(call) * count
             flops += call_flops * count
     h, e = torch.randn(head_positions, shape.hidden), torch.randn(shape.vocab, shape.hidden)
-    logits_grad = torch.randn(head_positions, shape.vocab)
-    for call in (lambda: F.linear(h, e), lambda: torch.mm(logits_grad, e)):
+    logits_grad, logits = torch.randn(head_positions, shape.vocab), torch.empty(head_positions, shape.vocab)
+    # The head writes into one reused logits buffer, as the training loss does (train/loss.py).
+    for call in (lambda: torch.mm(h, e.t(), out=logits), lambda: torch.mm(logits_grad, e)):
         seconds += _median_seconds(call)
         flops += 2 * head_positions * shape.hidden * shape.vocab
     return {"gflops_per_s": round(flops / seconds / 1e9, 2), "step_gemm_tflop": round(flops / 1e12, 3),
@@ -93,7 +95,8 @@ def large_gemm_fractions(shape: DecoderShape, *, tokens: int, head_rows: int = 5
         products[f"input-grad {n_in}->{n_out}"] = (lambda g=g, w=w: g @ w, flops)
     h, e, lg = torch.randn(head_rows, shape.hidden), torch.randn(shape.vocab, shape.hidden), torch.randn(head_rows, shape.vocab)
     head_flops = 2 * head_rows * shape.hidden * shape.vocab
-    products["head forward"] = (lambda: F.linear(h, e), head_flops)
+    logits = torch.empty(head_rows, shape.vocab)
+    products["head forward"] = (lambda: torch.mm(h, e.t(), out=logits), head_flops)
     products["head input-grad"] = (lambda: lg @ e, head_flops)
     fractions: dict[str, list[float]] = {name: [] for name in products}
     square_flops = 2 * 2048**3

@@ -132,9 +132,14 @@ model (8 x 512 packed tokens), about a fifth of the time goes to memory-bound el
 operation a separate pass over activations too large for the caches; `train.compile` fuses it,
 which is why the compiled side's MFU is the higher one in most rounds. In a profile of a compiled
 step (4 layers) the matmuls take about 70% of the time. Timed alternately with the square matmul
-(`python bench/_gemm_ceiling.py`), the step's large products run at 87-104% of its rate and the
-head's forward (100 MB of logits written per chunk) at 70-75%; the ceiling above is lower because it also counts the rank-16 adapter
-products, which are memory-bound, and takes the square rate once. The per-example attention kernels
+(`python bench/_gemm_ceiling.py`), the step's large products run at 86-107% of its rate, the
+head's included. The head's forward used to run at 70-75%: each chunk's 100 MB of logits went into
+newly mapped memory, and the page faults of that memory cost as much as a quarter of the product.
+Since 2026-11-23 07:30 every chunk writes into one reused buffer, and the log-sum-exp is taken from
+the in-place exponentials instead of a logsumexp call that allocated another 100 MB; the head with
+its loss and gradient ran 1.33x faster alone (1,946 positions, alternating calls). The ceiling above
+is lower because it also counts the rank-16 adapter products, which are memory-bound, and takes the
+square rate once. The per-example attention kernels
 took 13.5-15% of the time for about 4% of the FLOPs. PyTorch's CPU flash kernel runs an example of
 100-300 tokens at a fifth to a third of the matmul rate, and two intra-op threads ran it no faster
 than one; since 2026-11-23 04:39 whole examples run side by side in one-thread workers, which
