@@ -122,7 +122,34 @@ def _history() -> str:
     for run in runs:
         lines.append(f"| {run['when']} | {run.get('rate', 'before/after training')} | {cell(run.get('tunewise'))} | "
                      f"{cell(run.get('tunewise_compiled'))} | {cell(run.get('baseline'))} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _pooled_rate_note([r for r in runs if r.get("rate") == "between steps"])
+
+
+SIDES = ("tunewise", "tunewise_compiled", "baseline")
+
+
+def _pooled_rate_note(rounds: list[dict]) -> str:
+    """MFU medians against each side's own probes and against the mean of all three sides' probes in
+    the round: if one side's probes read low for a reason of its own, its MFU reads high against them."""
+    rounds = [r for r in rounds if all(r.get(side) for side in SIDES)]
+    if len(rounds) < 3:
+        return ""
+
+    def medians(side: str) -> tuple[float, float]:
+        own = [r[side]["mfu"] for r in rounds]
+        pooled = [r[side]["mfu"] * r[side]["matmul_peak_gflops_per_s"]
+                  / statistics.mean(r[s]["matmul_peak_gflops_per_s"] for s in SIDES) for r in rounds]
+        return statistics.median(own), statistics.median(pooled)
+
+    (eager, eager_pooled), (compiled, compiled_pooled) = medians("tunewise"), medians("tunewise_compiled")
+    lower = sum(r["tunewise_compiled"]["matmul_peak_gflops_per_s"] < r["tunewise"]["matmul_peak_gflops_per_s"]
+                for r in rounds)
+    return (f"\nOver the {len(rounds)} rounds with probes between steps, the median MFU against each side's own "
+            f"probes is {eager:.0%} eager and {compiled:.0%} compiled; against the mean of the three sides' probes "
+            f"in the same round it is {eager_pooled:.0%} and {compiled_pooled:.0%}. The compiled side's probes read "
+            f"lower than the eager side's in {lower} of the {len(rounds)} rounds; the cause is not established "
+            "(in one process, probes after compiled and after eager steps, interleaved, read the same), so the "
+            "compiled side's MFU against its own probes may read high.\n")
 
 
 CPU_LIMITS = """
@@ -135,7 +162,7 @@ step (4 layers) the matmuls take about 70% of the time. Timed alternately with t
 (`python bench/_gemm_ceiling.py`), the step's large products run at 86-107% of its rate, the
 head's included. The head's forward used to run at 70-75%: each chunk's 100 MB of logits went into
 newly mapped memory, and the page faults of that memory cost as much as a quarter of the product.
-Since 2026-11-23 07:30 every chunk writes into one reused buffer, and the log-sum-exp is taken from
+Since the run of 2026-11-23 07:07 every chunk writes into one reused buffer, and the log-sum-exp is taken from
 the in-place exponentials instead of a logsumexp call that allocated another 100 MB; the head with
 its loss and gradient ran 1.33x faster alone (1,946 positions, alternating calls). The ceiling above
 is lower because it also counts the rank-16 adapter products, which are memory-bound, and takes the
