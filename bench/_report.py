@@ -147,9 +147,8 @@ def _pooled_rate_note(rounds: list[dict]) -> str:
     return (f"\nOver the {len(rounds)} rounds with probes between steps, the median MFU against each side's own "
             f"probes is {eager:.0%} eager and {compiled:.0%} compiled; against the mean of the three sides' probes "
             f"in the same round it is {eager_pooled:.0%} and {compiled_pooled:.0%}. The compiled side's probes read "
-            f"lower than the eager side's in {lower} of the {len(rounds)} rounds; the cause is not established "
-            "(in one process, probes after compiled and after eager steps, interleaved, read the same), so the "
-            "compiled side's MFU against its own probes may read high.\n")
+            f"lower than the eager side's in {lower} of the {len(rounds)} rounds; the cause is not established, so "
+            "the compiled side's MFU against its own probes may read high.\n")
 
 
 CPU_LIMITS = """
@@ -163,8 +162,9 @@ step (4 layers) the matmuls take about 70% of the time. Timed alternately with t
 head's included. The head's forward used to run at 70-75%: each chunk's 100 MB of logits went into
 newly mapped memory, and the page faults of that memory cost as much as a quarter of the product.
 Since the run of 2026-11-23 07:07 every chunk writes into one reused buffer, and the log-sum-exp is taken from
-the in-place exponentials instead of a logsumexp call that allocated another 100 MB; the head with
-its loss and gradient ran 1.33x faster alone (1,946 positions, alternating calls). The ceiling above
+the in-place exponentials instead of a logsumexp call that allocated another 100 MB; timed alone
+while making the change (1,946 positions, old and new alternating), the head with its loss and
+gradient ran 1.33x faster. The ceiling above
 is lower because it also counts the rank-16 adapter products, which are memory-bound, and takes the
 square rate once. The per-example attention kernels
 took 13.5-15% of the time for about 4% of the FLOPs. PyTorch's CPU flash kernel runs an example of

@@ -99,11 +99,9 @@ def _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, wanted) -
     grad_weight = torch.zeros_like(weight, dtype=torch.float32) if wanted[1] else None
     grad_bias = torch.zeros_like(bias, dtype=torch.float32) if bias is not None and wanted[2] else None
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
-    buffer = None
+    buffer = _logits_buffer(min(chunk_rows, hidden.shape[0]), hidden, weight)
     for start in range(0, hidden.shape[0], chunk_rows):
         h, t = hidden[start : start + chunk_rows], targets[start : start + chunk_rows]
-        if buffer is None:
-            buffer = _logits_buffer(h.shape[0], weight)
         logits = _logits_into(buffer, h, weight, bias)
         # exp(logits - max) in place, then the log of its row sums: one pass fewer than logsumexp, which
         # also allocates a temporary as large as the logits.
@@ -127,17 +125,18 @@ def _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, wanted) -
     return total, grad_hidden, grad_weight, grad_bias
 
 
-def _logits_buffer(rows: int, weight: torch.Tensor) -> torch.Tensor | None:
+def _logits_buffer(rows: int, hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
     """One fp32 logits buffer reused by every chunk: a fresh 100 MB tensor per chunk costs its page faults
-    again (on CPU, 512 x 49k logits written into a new tensor took 1.4x as long as into a reused one)."""
-    if weight.dtype != torch.float32:
+    again (on CPU, 512 x 49k logits written into a new tensor took 1.4x as long as into a reused one).
+    None in lower precision, where the logits are computed in it and then widened to fp32."""
+    if hidden.dtype != torch.float32 or weight.dtype != torch.float32:
         return None
     return torch.empty((rows, weight.shape[0]), dtype=torch.float32, device=weight.device)
 
 
 def _logits_into(buffer: torch.Tensor | None, h: torch.Tensor, weight: torch.Tensor,
                  bias: torch.Tensor | None) -> torch.Tensor:
-    if buffer is None or h.dtype != torch.float32:
+    if buffer is None:
         return F.linear(h, weight, bias).float()
     out = buffer[: h.shape[0]]
     if bias is None:
