@@ -182,8 +182,13 @@ matmuls per kv-head group (the group's query heads stacked, causal blocks of 64 
 faster than the flash kernels on the attention alone when the probabilities are kept for the
 backward (about 2% of a step, for about 1 GB more memory on the bundled model), slower when the
 backward recomputes them; FlexAttention (compiled on CPU it is inference-only in torch 2.13), and glibc's malloc thresholds raised so that freed activations stay in
-the process (page faults per step fell from tens of thousands per 4 layers to almost none, with no
-gain in tokens/s beyond the host's noise).
+the process. On that last one, one-off timings (not a bench command) say more than the first try
+did: a full-size compiled step faults 100-400 thousand pages, almost all in the forward, and a
+fused kernel writing into fresh pages runs 2-3x slower than into reused ones (the SiLU backward,
+10 ms alone, about 30 ms inside a step). With glibc's mmap threshold at its 32 MiB ceiling and
+the heap never trimmed, faults fell to 25-29 thousand per step and six alternating process pairs
+ran a median 1.05x faster (0.96-1.27x, within this host's noise); it is not kept yet, because
+re-allocations still fault in some process layouts and why is not understood.
 """
 
 
