@@ -32,12 +32,28 @@ def test_train_with_overrides_then_generate(tiny_model_dir, tmp_path, workspace)
     stored = yaml.safe_load((run_dir / "spec.yaml").read_text())
     assert stored["train"]["max_steps"] == 2 and stored["method"]["r"] == 4
     assert stored["method"]["alpha"] == 8 and stored["train"]["learning_rate"] == 2e-4
+    # On Linux CPU the command re-executed itself under mimalloc (tunewise/train/allocator.py).
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["allocator"] == ("mimalloc" if sys.platform.startswith("linux") else "system")
     # The same command again finds the finished run instead of training twice.
     again = _cli("train", str(spec), "train.max_steps=2", "method.r=4", env=env)
     assert again.returncode == 0 and "already complete" in again.stderr
 
     answer = _cli("generate", run_dir.name, "--prompt", "hello", "--max-new-tokens", "5", env=env)
     assert answer.returncode == 0, answer.stderr
+
+
+def test_system_allocator_on_request_and_a_bad_choice_is_one_clear_line(tiny_model_dir, tmp_path, workspace):
+    spec = tmp_path / "job.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(tiny_model_dir, write_chat_dataset(tmp_path / "train.jsonl"), "lora")))
+    env = {"TUNEWISE_HOME": str(workspace)}
+    bad = _cli("train", str(spec), "train.max_steps=1", env={**env, "TUNEWISE_ALLOCATOR": "tcmalloc"})
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "TUNEWISE_ALLOCATOR='tcmalloc' is not one of auto, mimalloc, system" in bad.stderr
+    done = _cli("train", str(spec), "train.max_steps=1", env={**env, "TUNEWISE_ALLOCATOR": "system"})
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = (workspace / "runs").iterdir()
+    assert json.loads((run_dir / "status.json").read_text())["allocator"] == "system"
 
 
 def test_methods_lists_every_method_as_json():

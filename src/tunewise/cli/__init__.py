@@ -38,9 +38,20 @@ def _register_command_modules() -> None:
 _register_command_modules()
 
 
+_command_argv: list[str] | None = None
+
+
+def command_argv() -> list[str] | None:
+    """The arguments this process was started with, when it runs as the `tunewise` command; else None."""
+    return _command_argv
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns user errors into one clear message and exit code 2."""
     from tunewise.errors import TunewiseError
+
+    global _command_argv
+    _command_argv = list(sys.argv[1:]) if argv is None else None
 
     try:
         code = app(args=argv, standalone_mode=False)

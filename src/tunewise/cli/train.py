@@ -27,10 +27,16 @@ def train(
     restart: bool = typer.Option(False, "--restart", help="Discard an existing run of this spec and start over."),
 ) -> None:
     """Fine-tune a model as the job spec says. Re-running the same command resumes a killed run."""
-    _show_spec_warnings()
+    from tunewise.cli import command_argv
     from tunewise.spec import load_spec
+    from tunewise.train.allocator import reexecute_under_mimalloc
     from tunewise.train.run import run_training_job
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shown once, by the process that trains
+        device = load_spec(spec_file, overrides or []).train.device
+    reexecute_under_mimalloc(command_argv(), device)  # on CPU, the rest runs in a new process
+    _show_spec_warnings()
     spec = load_spec(spec_file, overrides or [])
     result = run_training_job(spec, spec_path=spec_file, restart=restart)
     if result.state == "failed":

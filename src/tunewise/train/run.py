@@ -19,6 +19,7 @@ from rich.console import Console
 
 from tunewise.errors import SpecError
 from tunewise.spec import JobSpec
+from tunewise.train.allocator import active_allocator
 from tunewise.workspace import runs_dir
 
 console = Console(stderr=True)
@@ -109,7 +110,8 @@ def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, rest
         console.print(f"run [bold]{run_dir.name}[/] is already complete: {run_dir}")
         return RunResult(run_dir, "completed", read_status(run_dir).get("step", 0), already_done=True)
     write_status(run_dir, state="running", method=spec.method.name, base_model=spec.base_model,
-                 started_at=read_status(run_dir).get("started_at", time.time()), pid=os.getpid(), reason=None)
+                 started_at=read_status(run_dir).get("started_at", time.time()), pid=os.getpid(), reason=None,
+                 allocator=active_allocator())
     spec = resolved_spec(spec)
     tracking = _Tracking(run_dir, spec)
     try:
