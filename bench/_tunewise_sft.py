@@ -111,6 +111,7 @@ def main() -> None:
     import torch
 
     from tunewise.spec import load_spec
+    from tunewise.train.allocator import active_allocator
     from tunewise.train.metrics_log import MetricsLog
     from tunewise.train.run import run_training_job
 
@@ -131,7 +132,8 @@ def main() -> None:
            "matmul_probes": probes.samples, "steps": steps,
            "threads": torch.get_num_threads(),
            "load_average": [load_before, load_after], "peak_rss_mib": round(peak_rss_mib(), 1),
-           "method": args.method, "packing": args.packing == "on", "batch_plan": batch_plan}
+           "method": args.method, "packing": args.packing == "on", "batch_plan": batch_plan,
+           "allocator": active_allocator()}
     args.out.write_text(json.dumps(out))
     print(json.dumps({"ok": True}))
 

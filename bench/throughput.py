@@ -31,6 +31,8 @@ from _data import write_skewed_chat  # noqa: E402
 from _flops import DecoderShape, causal_pairs, microbatch_flops  # noqa: E402
 from _gemm_ceiling import lora_step_ceiling  # noqa: E402
 
+from tunewise.train.allocator import preload_environment  # noqa: E402
+
 FULL = {"rows": 2000, "steps": 5, "max_length": 512, "batch": 8}
 QUICK = {"rows": 200, "steps": 3, "max_length": 128, "batch": 2}
 LORA_RANK = 16
@@ -86,6 +88,7 @@ def summarize(side: dict, shape: DecoderShape) -> dict:
         "mfu_cpu_time": round(flops / (cpu_seconds / side["threads"]) / peak["cpu"], 3),
         "load_average": side["load_average"],
         "peak_rss_mib": side["peak_rss_mib"],
+        "allocator": side.get("allocator", "system"),
     }
 
 
@@ -163,7 +166,10 @@ def _run_side(name: str, args, common: list[str], out: Path) -> dict:
     script, extra = SIDES[name]
     if name == "baseline":
         extra = ["--gradient-checkpointing", args.baseline_gc]
-    run_json([sys.executable, str(REPO / "bench" / script), *common, *extra, "--out", str(out)])
+    # The tunewise sides run under the allocator `tunewise train` gives a CPU run (mimalloc where it
+    # can); the baseline, a plain script, under the system's.
+    env = (preload_environment() if name != "baseline" else None) or None
+    run_json([sys.executable, str(REPO / "bench" / script), *common, *extra, "--out", str(out)], env=env)
     return json.loads(out.read_text())
 
 
