@@ -415,9 +415,46 @@ Eager layers: {_pairs_line(r, "workers", "one_by_one", "workers", "one by one")}
     return text
 
 
+def allocator_ab(r: dict[str, Any]) -> str:
+    size = r["size"]
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(run[key] for run in r[side])
+
+    per_pair = ", ".join(f"{x}x" for x in r["ratios"])
+    rows = "\n".join(
+        f"| {side} | {median(side, 'tokens_per_s'):.0f} | {median(side, 'mfu'):.0%} | "
+        f"{median(side, 'matmul_peak_gflops_per_s'):.0f} | {median(side, 'peak_rss_mib') / 1024:.2f} GiB |"
+        for side in ("glibc", "mimalloc"))
+    return f"""## CPU training's allocator: glibc malloc against mimalloc
+
+{_meta(r)}
+
+An allocator is chosen when a process starts, so each pair here is two whole training processes,
+the order alternating: the throughput benchmark's tunewise side (LoRA r=16 on the bundled model,
+compiled decoder layers, packed {size['batch']} x {size['max_length']} micro-batches, {size['steps']}
+optimizer steps, the first not timed), once under glibc's malloc and once with mimalloc preloaded
+as `tunewise train` preloads it on CPU (`src/tunewise/train/allocator.py`).
+
+**mimalloc / glibc: {r['median_ratio']}x** real tokens/s, the median of {len(r['ratios'])} pairs,
+faster in {r['pairs_mimalloc_faster']} (per pair: {per_pair}). Load average {r['load_average'][0]}-{r['load_average'][1]}.
+
+| allocator | real tokens/s | MFU | matmul rate in the run, GFLOP/s | peak RSS |
+| --- | ---: | ---: | ---: | ---: |
+{rows}
+
+Medians over the pairs. Why it matters: PyTorch asks for 64-byte-aligned blocks, glibc often grows
+the heap into fresh pages for them instead of reusing a freed block of the same size, and every
+fresh page costs a fault and a zero-fill (a compiled step of this model faulted 100-400 thousand
+pages under glibc, 9 under mimalloc with purging off, in one-off counts). mimalloc keeps the peak
+heap mapped until the process exits, so its peak RSS can read higher.
+"""
+
+
 WARM_UP_PAIRS_TEXT = "the first two pairs, which include the compilation, are not counted"
 
-SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "attention_ab": attention_ab, "memory": memory, "data_pipeline": data_pipeline,
+SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "attention_ab": attention_ab,
+            "allocator_ab": allocator_ab, "memory": memory, "data_pipeline": data_pipeline,
             "reliability": reliability}
 
 
