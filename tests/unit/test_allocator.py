@@ -80,3 +80,20 @@ def test_a_preloaded_process_runs_torch_under_mimalloc():
     assert plain.stdout.split() == ["system", "True"]
     assert preloaded.stdout.split() == ["mimalloc", "True"], preloaded.stderr
     assert active_allocator() in ("system", "mimalloc")
+
+
+@linux_only
+def test_auto_device_asks_torch_only_where_a_gpu_driver_is(monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(allocator.os, "execve", lambda *args: calls.append(args))
+    monkeypatch.delenv(REEXECUTED_VARIABLE, raising=False)
+    monkeypatch.delenv("TUNEWISE_ALLOCATOR", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(allocator, "_may_have_gpu", lambda: True)
+    reexecute_under_mimalloc(["train", "job.yaml"], "auto")
+    assert calls == []  # a CUDA run keeps the system allocator
+    monkeypatch.setattr(allocator, "_may_have_gpu", lambda: False)
+    reexecute_under_mimalloc(["train", "job.yaml"], "auto")
+    assert len(calls) == 1

@@ -79,6 +79,11 @@ def active_allocator() -> str:
     return "mimalloc" if "libmimalloc" in maps else "system"
 
 
+def _may_have_gpu() -> bool:
+    """An NVIDIA or AMD GPU driver is loaded (without one, torch sees no CUDA device)."""
+    return any(Path(p).exists() for p in ("/proc/driver/nvidia", "/dev/nvidiactl", "/dev/kfd"))
+
+
 def reexecute_under_mimalloc(argv: list[str] | None, device: str) -> None:
     """Replace this process by the same command under mimalloc, when training on CPU.
 
@@ -90,8 +95,8 @@ def reexecute_under_mimalloc(argv: list[str] | None, device: str) -> None:
     environment = preload_environment()
     if environment is None:
         return
-    if device == "auto":
-        import torch
+    if device == "auto" and _may_have_gpu():
+        import torch  # seconds to import: asked only where a GPU driver is present
 
         if torch.cuda.is_available():
             return
