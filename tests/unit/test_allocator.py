@@ -57,12 +57,19 @@ def test_no_reexecution_from_python_or_for_cuda(monkeypatch):
     reexecute_under_mimalloc(["train", "job.yaml"], "cuda")
 
 
-@linux_only
-def test_cpu_training_command_reexecutes_with_the_preload(monkeypatch):
+@pytest.fixture
+def execs(monkeypatch) -> list:
+    """The re-executions asked for, recorded instead of carried out, from a fresh command's environment."""
     calls = []
     monkeypatch.setattr(allocator.os, "execve", lambda *args: calls.append(args))
     monkeypatch.delenv(REEXECUTED_VARIABLE, raising=False)
     monkeypatch.delenv("TUNEWISE_ALLOCATOR", raising=False)
+    return calls
+
+
+@linux_only
+def test_cpu_training_command_reexecutes_with_the_preload(execs):
+    calls = execs
     reexecute_under_mimalloc(["train", "job.yaml", "train.max_steps=2"], "cpu")
     (executable, argv, env), = calls
     assert argv == [sys.executable, "-m", "tunewise", "train", "job.yaml", "train.max_steps=2"]
@@ -83,13 +90,10 @@ def test_a_preloaded_process_runs_torch_under_mimalloc():
 
 
 @linux_only
-def test_auto_device_asks_torch_only_where_a_gpu_driver_is(monkeypatch):
+def test_auto_device_asks_torch_only_where_a_gpu_driver_is(monkeypatch, execs):
     import torch
 
-    calls = []
-    monkeypatch.setattr(allocator.os, "execve", lambda *args: calls.append(args))
-    monkeypatch.delenv(REEXECUTED_VARIABLE, raising=False)
-    monkeypatch.delenv("TUNEWISE_ALLOCATOR", raising=False)
+    calls = execs
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(allocator, "_may_have_gpu", lambda: True)
     reexecute_under_mimalloc(["train", "job.yaml"], "auto")
