@@ -12,7 +12,6 @@ pairs of mimalloc tokens/s over glibc tokens/s; each side's MFU is against its o
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -24,7 +23,7 @@ from _common import REPO, emit, load_average, machine_info, parse_args, run_json
 from _data import write_skewed_chat  # noqa: E402
 from throughput import summarize, _shape  # noqa: E402
 
-from tunewise.train.allocator import REEXECUTED_VARIABLE, preload_environment  # noqa: E402
+from tunewise.train.allocator import preload_environment, system_environment  # noqa: E402
 
 FULL = {"rows": 2000, "pairs": 6, "steps": 5, "max_length": 512, "batch": 8, "compile": "on"}
 QUICK = {"rows": 100, "pairs": 1, "steps": 2, "max_length": 128, "batch": 2, "compile": "off"}
@@ -32,8 +31,7 @@ KEYS = ("tokens_per_s", "mfu", "matmul_peak_gflops_per_s", "peak_rss_mib")
 
 
 def _environments() -> dict[str, dict[str, str]]:
-    system = {k: v for k, v in os.environ.items()
-              if k not in ("LD_PRELOAD", REEXECUTED_VARIABLE, "TUNEWISE_ALLOCATOR", "MIMALLOC_PURGE_DELAY")}
+    system = system_environment()
     preloaded = preload_environment(system)
     if preloaded is None:
         sys.exit("mimalloc is not available here (Linux and the cmeel-mimalloc package are needed)")

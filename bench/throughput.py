@@ -31,7 +31,7 @@ from _data import write_skewed_chat  # noqa: E402
 from _flops import DecoderShape, causal_pairs, microbatch_flops  # noqa: E402
 from _gemm_ceiling import lora_step_ceiling  # noqa: E402
 
-from tunewise.train.allocator import preload_environment  # noqa: E402
+from tunewise.train.allocator import preload_environment, system_environment  # noqa: E402
 
 FULL = {"rows": 2000, "steps": 5, "max_length": 512, "batch": 8}
 QUICK = {"rows": 200, "steps": 3, "max_length": 128, "batch": 2}
@@ -168,7 +168,8 @@ def _run_side(name: str, args, common: list[str], out: Path) -> dict:
         extra = ["--gradient-checkpointing", args.baseline_gc]
     # The tunewise sides run under the allocator `tunewise train` gives a CPU run (mimalloc where it
     # can); the baseline, a plain script, under the system's.
-    env = (preload_environment() if name != "baseline" else None) or None
+    env = system_environment()
+    env = env if name == "baseline" else preload_environment(env) or env
     run_json([sys.executable, str(REPO / "bench" / script), *common, *extra, "--out", str(out)], env=env)
     return json.loads(out.read_text())
 

@@ -11,7 +11,8 @@ import pytest
 from tunewise.errors import SpecError
 from tunewise.train import allocator
 from tunewise.train.allocator import (REEXECUTED_VARIABLE, active_allocator, allocator_choice, mimalloc_library,
-                                      preload_environment, reexecute_under_mimalloc)
+                                      preload_environment, reexecute_under_mimalloc,
+                                      system_environment)
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the preload is Linux-only")
 
@@ -80,7 +81,8 @@ def test_cpu_training_command_reexecutes_with_the_preload(execs):
 def test_a_preloaded_process_runs_torch_under_mimalloc():
     script = ("import torch; from tunewise.train.allocator import active_allocator; "
               "x = torch.randn(512, 512); print(active_allocator(), float((x @ x).sum()) == float((x @ x).sum()))")
-    clean = {k: v for k, v in os.environ.items() if k not in (REEXECUTED_VARIABLE, "LD_PRELOAD")}
+    clean = system_environment({**os.environ, "LD_PRELOAD": "/x.so", REEXECUTED_VARIABLE: "1"})
+    assert "LD_PRELOAD" not in clean and REEXECUTED_VARIABLE not in clean
     plain = subprocess.run([sys.executable, "-c", script], env=clean, capture_output=True, text=True, check=True)
     preloaded = subprocess.run([sys.executable, "-c", script], env=preload_environment(clean),
                                capture_output=True, text=True, check=True)

@@ -51,6 +51,13 @@ def mimalloc_library() -> Path | None:
     return None
 
 
+def system_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment without any preload or allocator setting: a process started with it runs under glibc."""
+    environ = os.environ if environ is None else environ
+    dropped = ("LD_PRELOAD", REEXECUTED_VARIABLE, CHOICE_VARIABLE, "MIMALLOC_PURGE_DELAY")
+    return {k: v for k, v in environ.items() if k not in dropped}
+
+
 def preload_environment(environ: dict[str, str] | None = None) -> dict[str, str] | None:
     """The environment that runs a process under mimalloc, or None when it does not apply here."""
     environ = dict(os.environ if environ is None else environ)
