@@ -29,6 +29,7 @@ class MigSlice:
     name: str  # "gpu3/mig1", unique within the node
     profile: str  # "3g.40gb"
     memory_gib: float
+    compute_fraction: float = 1.0  # share of the card's compute (3g: 3/7); scales a job's estimated time
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,30 @@ class RunningJob:
 
 
 @dataclass(frozen=True)
+class SchedulerPolicy:
+    """The policy's switches and constants; the defaults are the full policy (docs/scheduling.md).
+
+    The simulation benchmark turns features off to compare against simpler queues on one trace.
+    """
+
+    priorities: bool = True  # False: one FIFO queue by submission time, priorities ignored
+    aging_seconds: float | None = 3600.0  # a waiting job ranks one priority class higher per this wait; None: off
+    priority_classes: tuple[int, ...] = ()  # the class ladder aging climbs; () = the priorities present in the state
+    share_gpus: bool = True  # False: a shareable job still takes a whole GPU (or a MIG slice)
+    backfill: bool = True  # False: nothing starts ahead of a blocked job of its pool (strict order)
+    preemption: bool = True
+    preemption_grace_seconds: float = 300.0  # no preemption when the blocked job should start within this anyway
+    estimate_depth: int = 32  # waiting jobs per pool that get an estimated start (0: only the first in line)
+
+
+@dataclass(frozen=True)
 class ClusterState:
     pools: tuple[Pool, ...]
     running: tuple[RunningJob, ...]
     waiting: tuple[WaitingJob, ...]
     quotas: tuple[Quota, ...] = ()
     now: float = 0.0
+    policy: SchedulerPolicy = field(default_factory=SchedulerPolicy)
 
 
 @dataclass(frozen=True)
@@ -133,7 +152,8 @@ class Admit:
 class Preempt:
     job_id: str
     for_job: str
-    reason: str  # "priority" or "quota reclaim", in words for the job's events
+    reason: str  # "priority" or "quota reclaim"
+    detail: str = ""  # a sentence for the job's events: for whom, and why this job
 
 
 @dataclass(frozen=True)

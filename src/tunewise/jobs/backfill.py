@@ -1,0 +1,85 @@
+"""EASY-style backfill: the reservation of the first blocked job in a pool, and what may start around it.
+
+The first job of a pool's queue that cannot start gets a reservation: the earliest time its demand
+fits, found by releasing running jobs in the order of their estimated ends, and the placement it
+would take then. A later job may start before it only if the reservation stays intact:
+
+  - it fits on resources that are free now and that the reservation does not need, or
+  - it is estimated to end before the reserved start.
+
+A running job's end is `started_at + estimated_seconds / compute share` (a MIG slice runs a job at
+its fraction of the card). A job without an estimate, or running past it, is taken to hold its
+resources indefinitely; a job already stopping frees its resources now. When no reservation can be
+computed (the blocked job needs resources held by jobs whose end is unknown), nothing may start on
+any device the blocked job could use, so an unknown estimate never lets a later job delay it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunewise.jobs.ledger import EPS, Ledger, PoolIndex
+from tunewise.jobs.placement import devices_usable_by, place
+from tunewise.jobs.schedule_types import Demand, Placement, RunningJob
+
+
+def estimated_end(job: RunningJob, index: PoolIndex, now: float, releasing: frozenset[str] = frozenset()) -> float | None:
+    """When a running job should free its resources (None: unknown)."""
+    if job.stopping or job.id in releasing:
+        return now
+    seconds = job.demand.estimated_seconds
+    if seconds is None:
+        return None
+    end = job.started_at + seconds / index.compute_share(job.placement)
+    return end if end >= now else None
+
+
+@dataclass
+class Reservation:
+    job_id: str
+    start: float | None  # None: cannot be computed from the estimates
+    placement: Placement | None
+    after_start: Ledger  # free at `start` once the reserved job has its placement (minus jobs placed there since)
+
+    def spare(self, now_free: Ledger) -> Ledger:
+        """Free now and not needed by the reservation: where a later job may start at any length."""
+        return now_free.intersect(self.after_start)
+
+
+def reserve(job_id: str, demand: Demand, now_free: Ledger, running: list[RunningJob], now: float, *,
+            share_gpus: bool, releasing: frozenset[str] = frozenset()) -> Reservation:
+    """The blocked job's reservation in its pool (`running` are that pool's running jobs)."""
+    index = now_free.index
+    ends = []
+    for job in running:
+        end = estimated_end(job, index, now, releasing)
+        if end is not None:
+            ends.append((end, job.id, job))
+    ends.sort(key=lambda e: (e[0], e[1]))
+    ledger = now_free.copy()
+    for i, (end, _id, job) in enumerate(ends):
+        ledger.give(job.placement)
+        if i + 1 < len(ends) and ends[i + 1][0] <= end:
+            continue  # release every job ending at the same moment before trying
+        placement = place(demand, ledger, share_gpus=share_gpus)
+        if placement is not None:
+            ledger.take(placement)
+            return Reservation(job_id, end, placement, ledger)
+    gpus, slices, cpu_nodes = devices_usable_by(demand, index)
+    return Reservation(job_id, None, None, now_free.without(gpus, slices, cpu_nodes))
+
+
+def backfill_placement(demand: Demand, reservation: Reservation, now_free: Ledger, now: float, *,
+                       share_gpus: bool) -> tuple[Placement, bool] | None:
+    """A placement that leaves the reservation intact, and whether it uses spare resources (True) or
+    ends before the reserved start (False); None when the job would delay the reserved one."""
+    spare = place(demand, reservation.spare(now_free), share_gpus=share_gpus)
+    if spare is not None:
+        return spare, True
+    if reservation.start is None or demand.estimated_seconds is None:
+        return None
+    placement = place(demand, now_free, share_gpus=share_gpus)
+    if placement is None:
+        return None
+    end = now + demand.estimated_seconds / now_free.index.compute_share(placement)
+    return (placement, False) if end <= reservation.start + EPS else None

@@ -1,0 +1,159 @@
+"""Team quotas: nominal GPUs and/or GPU memory per team, borrowing of idle quota, and what reclaim may take.
+
+A team's usage is counted over every pool, in whole-GPU equivalents (a 20 GiB share of an 80 GiB
+card counts 0.25; a MIG slice counts its memory's share of the card) and in GiB of GPU memory.
+With no quotas configured nothing is limited. Once any quota is configured, a team without one
+has a nominal quota of 0: it runs only on borrowed capacity.
+
+Borrowing: a job that would take its team past its nominal quota may still start on idle quota,
+the unused nominal quota of teams that lend plus capacity promised to no team, as long as its
+team may borrow. Such work is "borrowed" and is the first to be preempted when a lending team
+needs its quota back (reclaim, preemption.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tunewise.jobs.ledger import EPS, PoolIndex
+from tunewise.jobs.schedule_types import Demand, Placement, Quota, RunningJob
+
+DIMENSIONS = (("gpus", "GPUs"), ("gpu_memory_gib", "GiB of GPU memory"))
+
+
+@dataclass(frozen=True)
+class Usage:
+    gpus: float = 0.0
+    gpu_memory_gib: float = 0.0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.gpus + other.gpus, self.gpu_memory_gib + other.gpu_memory_gib)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.gpus - other.gpus, self.gpu_memory_gib - other.gpu_memory_gib)
+
+
+def placement_usage(placement: Placement, index: PoolIndex | None) -> Usage:
+    gpus = memory = 0.0
+    for slot in placement.slots:
+        if slot.gpu is None:
+            continue
+        card = index.card_memory(slot) if index else None
+        memory += slot.memory_gib
+        gpus += slot.memory_gib / card if card else 1.0
+    return Usage(gpus, memory)
+
+
+def demand_usage(demand: Demand, index: PoolIndex) -> Usage:
+    """What a job that has no placement yet would count against its quota (the card it would likely get)."""
+    if demand.gpus == 0:
+        return Usage()
+    cards = [i.gpu.memory_gib for i in index.gpus.values() if demand.gpu_type in (None, i.gpu.type)]
+    cards += [s.gpu.memory_gib for s in index.slices.values() if demand.gpu_type in (None, s.gpu.type)]
+    card = max(cards, default=demand.memory_gib_per_gpu or 1.0)
+    if demand.shareable:
+        return Usage(demand.memory_gib_per_gpu / card, demand.memory_gib_per_gpu)
+    return Usage(float(demand.gpus), demand.gpus * card)
+
+
+@dataclass(frozen=True)
+class QuotaVerdict:
+    allowed: bool
+    borrowed: bool = False
+    detail: str = ""
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}"
+
+
+class QuotaBook:
+    """Nominal quotas and current usage per team, over all pools; charged as jobs are admitted."""
+
+    def __init__(self, quotas: tuple[Quota, ...], indexes: dict[str, PoolIndex], running: tuple[RunningJob, ...]) -> None:
+        self.enabled = bool(quotas)
+        self.quotas = {q.team: q for q in quotas}
+        self.dims = [d for d, _ in DIMENSIONS if any(getattr(q, d) is not None for q in quotas)]
+        self.capacity = Usage(
+            float(sum(len({(i.node, i.gpu.index) for i in idx.gpus.values()})
+                      + len({(s.node, s.gpu.index) for s in idx.slices.values()}) for idx in indexes.values())),
+            sum(sum(i.gpu.memory_gib for i in idx.gpus.values())
+                + sum({(s.node, s.gpu.index): s.gpu.memory_gib for s in idx.slices.values()}.values())
+                for idx in indexes.values()))
+        self.usage: dict[str, Usage] = {}
+        for job in running:
+            self.charge(job.team, placement_usage(job.placement, indexes.get(job.pool)))
+
+    def charge(self, team: str, usage: Usage) -> None:
+        self.usage[team] = self.usage.get(team, Usage()) + usage
+
+    def nominal(self, team: str, dim: str) -> float:
+        quota = self.quotas.get(team)
+        if quota is None:
+            return 0.0
+        value = getattr(quota, dim)
+        return float("inf") if value is None else float(value)
+
+    def _teams(self) -> set[str]:
+        return set(self.quotas) | set(self.usage)
+
+    def _lendable(self, dim: str) -> float:
+        """Idle nominal quota of lending teams, plus capacity no team was promised."""
+        promised = idle = 0.0
+        for team in self._teams():
+            nominal = self.nominal(team, dim)
+            if nominal == float("inf"):
+                continue
+            promised += nominal
+            quota = self.quotas.get(team)
+            if quota is not None and quota.can_lend:
+                idle += max(0.0, nominal - getattr(self.usage.get(team, Usage()), dim))
+        return idle + max(0.0, getattr(self.capacity, dim) - promised)
+
+    def _borrowed(self, dim: str) -> float:
+        total = 0.0
+        for team in self._teams():
+            nominal = self.nominal(team, dim)
+            if nominal != float("inf"):
+                total += max(0.0, getattr(self.usage.get(team, Usage()), dim) - nominal)
+        return total
+
+    def within_nominal(self, team: str, need: Usage, freed: Usage = Usage()) -> bool:
+        """True when `need` fits the team's own nominal quota on top of its usage (less `freed`)."""
+        if not self.enabled:
+            return True
+        usage = self.usage.get(team, Usage()) - freed
+        return all(getattr(usage, d) + getattr(need, d) <= self.nominal(team, d) + EPS for d in self.dims)
+
+    def over_nominal(self, team: str, freed: Usage = Usage()) -> bool:
+        """True while the team uses more than its nominal quota (less `freed`): some of its work is borrowed."""
+        if not self.enabled:
+            return False
+        usage = self.usage.get(team, Usage()) - freed
+        return any(getattr(usage, d) > self.nominal(team, d) + EPS for d in self.dims)
+
+    def check(self, team: str, need: Usage) -> QuotaVerdict:
+        """May a job of `team` needing `need` start now: within quota, on borrowed quota, or not at all?"""
+        if not self.enabled:
+            return QuotaVerdict(True)
+        borrowed = False
+        quota = self.quotas.get(team)
+        for dim, unit in DIMENSIONS:
+            if dim not in self.dims:
+                continue
+            nominal = self.nominal(team, dim)
+            used = getattr(self.usage.get(team, Usage()), dim)
+            after = used + getattr(need, dim)
+            if after <= nominal + EPS:
+                continue
+            held = f"team {team!r} uses {_num(used)} of its {_num(nominal)} {unit}"
+            if quota is not None and not quota.can_borrow:
+                return QuotaVerdict(False, detail=f"{held} and may not borrow; the job needs {_num(getattr(need, dim))} more")
+            extra = after - max(used, nominal)
+            own_idle = max(0.0, nominal - used) if quota is not None and quota.can_lend else 0.0
+            idle = self._lendable(dim) - own_idle - self._borrowed(dim)
+            if extra > idle + EPS:
+                return QuotaVerdict(False, detail=f"{held}; the job needs {_num(getattr(need, dim))} more and only "
+                                                  f"{_num(max(idle, 0.0))} idle quota can be borrowed")
+            borrowed = True
+        return QuotaVerdict(True, borrowed=borrowed)
