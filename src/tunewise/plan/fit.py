@@ -89,6 +89,13 @@ def _mode_and_lora(method_name: str, cfg: Any) -> tuple[str, LoraSetup, dict[str
     return "lora", LoraSetup(r=1, dropout=0.0), extra
 
 
+def planner_mode(method_name: str, method_cfg: Any) -> tuple[str, str | None]:
+    """The planner's mode for a registered method (full, lora, qlora, dora, dpo or ppo), and for an
+    alignment method how its policy trains (full, lora or qlora; None for supervised methods)."""
+    mode, _lora, extra = _mode_and_lora(method_name, method_cfg)
+    return mode, extra.get("policy")
+
+
 def _available(device: str) -> int:
     if device == "cuda":
         import torch
