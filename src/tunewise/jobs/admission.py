@@ -2,11 +2,11 @@
 
 For each job, in rank order over all pools (ordering.py):
   1. a job no pool could ever hold waits with reason `capacity`;
-  2. a job behind a job of its own team that waits for the team's quota waits too (`quota`);
-  3. it is placed on what is free now; once its pool has a blocked job, only where that job's
+  2. it is placed on what is free now; once its pool has a blocked job, only where that job's
      reservation stays intact (backfill.py);
-  4. placed, it must fit its team's quota, borrowing idle quota if allowed (quotas.py), else `quota`;
-  5. not placed, the pool's first blocked job gets a reservation and, when it would otherwise wait
+  3. placed, it must fit its team's quota, borrowing idle quota if allowed (quotas.py), without
+     delaying the team's first job waiting for the team's own quota, else it waits (`quota`);
+  4. not placed, the pool's first blocked job gets a reservation and, when it would otherwise wait
      long, preempts the fewest jobs it may stop (preemption.py); later jobs wait with the reason
      that stops them (`memory`, `gang`, `priority`, `capacity`).
 Nothing here reads a clock or touches the outside world: `state.now` is the time.
@@ -16,13 +16,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tunewise.jobs.backfill import Reservation, backfill_placement, reserve
+from tunewise.jobs.backfill import Reservation, backfill_placement, estimated_end, reserve
 from tunewise.jobs.explain import describe_demand, describe_free, describe_pool
 from tunewise.jobs.ledger import Ledger, PoolIndex
-from tunewise.jobs.ordering import queue_order
-from tunewise.jobs.placement import demand_problem, place
+from tunewise.jobs.ordering import class_ladder, queue_order, rank
+from tunewise.jobs.placement import FitMemo, demand_problem
 from tunewise.jobs.preemption import candidates, choose_victims
-from tunewise.jobs.quotas import QuotaBook, QuotaVerdict, Usage, demand_usage, placement_usage
+from tunewise.jobs.quotas import (
+    QuotaBook,
+    QuotaReservation,
+    QuotaVerdict,
+    Usage,
+    demand_usage,
+    placement_usage,
+    reserve_quota,
+)
 from tunewise.jobs.schedule_types import (
     Admit,
     ClusterState,
@@ -53,6 +61,7 @@ def shape_reason(demand: Demand) -> WaitReason:
 class _Head:
     job: WaitingJob
     reservation: Reservation
+    spare: Ledger | None = None  # reservation.spare(free now), kept until the next admission in the pool
 
 
 class _Pass:
@@ -69,13 +78,17 @@ class _Pass:
         self.quotas = QuotaBook(state.quotas, self.indexes, state.running)
         self.releasing = frozenset(job.id for job in state.running if job.stopping)
         self.heads: dict[str, _Head] = {}
-        self.quota_held: dict[str, str] = {}  # team -> its job first in line for the team's quota
+        self.team_holds: dict[str, QuotaReservation] = {}  # team -> its first job waiting for the team's quota
+        self.borrow_hold: str | None = None  # the aged job idle quota is kept for
         self.admits: list[Admit] = []
         self.preempts: list[Preempt] = []
         self.waits: dict[str, tuple[WaitReason, str, float | None]] = {}
+        self.fit = FitMemo(state.policy.share_gpus)
 
     def run(self) -> Decisions:
         order = queue_order(self.state)
+        self.ladder = class_ladder(self.state)
+        self.ranks = {job.id: rank(job, self.now, self.policy, self.ladder) for job in order}
         for job in order:
             self._consider(job)
         return Decisions(tuple(self.admits), tuple(self.preempts), self._numbered_waits(order))
@@ -90,23 +103,20 @@ class _Pass:
         problem = demand_problem(job.demand)
         if problem:
             return self._wait(job, "capacity", f"its demand {problem}")
-        if place(job.demand, self.empty[job.pool], share_gpus=self.policy.share_gpus) is None:
+        if self.fit.place(job.demand, self.empty[job.pool], ("empty", job.pool)) is None:
             return self._wait(job, "capacity", f"needs {describe_demand(job.demand)}; pool {job.pool!r} can never "
                                                f"hold that: it has {describe_pool(index)}")
-        held = self.quota_held.get(job.team)
-        if held is not None:
-            return self._wait(job, "quota", f"behind job {held} of team {job.team!r}, which waits for the team's quota")
         head = self.heads.get(job.pool)
         placed = self._placement(job, head)
         if placed is not None:
             placement, spare = placed
             usage = placement_usage(placement, index)
-            verdict = self.quotas.check(job.team, usage)
+            verdict = self._quota_verdict(job, usage, index.compute_share(placement))
             if not verdict.allowed:
                 return self._quota_wait(job, verdict, usage)
             return self._admit(job, placement, verdict.borrowed, head if spare else None, usage)
         need = demand_usage(job.demand, index)
-        verdict = self.quotas.check(job.team, need)
+        verdict = self._quota_verdict(job, need, 1.0)
         if not verdict.allowed:
             return self._quota_wait(job, verdict, need)
         if head is None:
@@ -117,27 +127,64 @@ class _Pass:
         """Where the job may start now, and whether it took spare resources around a reservation."""
         free = self.free[job.pool]
         if head is None:
-            placement = place(job.demand, free, share_gpus=self.policy.share_gpus)
+            placement = self.fit.place(job.demand, free, ("now", job.pool))
             return (placement, False) if placement is not None else None
         if not self.policy.backfill:
             return None
-        return backfill_placement(job.demand, head.reservation, free, self.now, share_gpus=self.policy.share_gpus)
+        if head.spare is None:
+            head.spare = head.reservation.spare(free)
+        return backfill_placement(job.demand, head.reservation, free, self.now, self.fit, head.spare)
 
     def _admit(self, job: WaitingJob, placement: Placement, borrowed: bool, around: _Head | None, usage: Usage) -> None:
         self.free[job.pool].take(placement)
         if around is not None:
             around.reservation.after_start.take(placement)
+        if job.pool in self.heads:
+            self.heads[job.pool].spare = None
         self.quotas.charge(job.team, usage)
+        hold = self.team_holds.get(job.team)
+        if hold is not None and hold.allows(usage, self.now, None) == "spare":
+            hold.spare = hold.spare - usage
         self.admits.append(Admit(job.id, placement, borrowed))
         # Later reservations in this pass count on its estimated end; it is not stopped in the pass that starts it.
         self.running[job.pool].append(RunningJob(job.id, job.team, job.pool, job.priority, self.now, job.demand,
                                                  placement, preemptible=False))
 
+    def _quota_verdict(self, job: WaitingJob, usage: Usage, compute_share: float) -> QuotaVerdict:
+        verdict = self.quotas.check(job.team, usage)
+        if not verdict.allowed:
+            return verdict
+        hold = self.team_holds.get(job.team)
+        seconds = job.demand.estimated_seconds / compute_share if job.demand.estimated_seconds is not None else None
+        if hold is not None and hold.allows(usage, self.now, seconds) is None:
+            return QuotaVerdict(False, detail=f"starting it would delay job {hold.job_id}, first in line for "
+                                              f"team {job.team!r}'s quota")
+        if verdict.borrowed and self.borrow_hold is not None:
+            return QuotaVerdict(False, detail=f"idle quota is kept for job {self.borrow_hold}, which has waited "
+                                              "long enough to borrow first")
+        return verdict
+
     def _quota_wait(self, job: WaitingJob, verdict: QuotaVerdict, need: Usage) -> None:
-        # A job its team's own quota can hold keeps the team's later jobs from taking that quota first.
         if self.quotas.within_nominal(job.team, need, self.quotas.usage.get(job.team, Usage())):
-            self.quota_held.setdefault(job.team, job.id)
+            # It fits the team's own quota once the team's running jobs end: the team's later jobs
+            # may take its quota meanwhile only where that cannot delay it.
+            if job.team not in self.team_holds:
+                self.team_holds[job.team] = reserve_quota(self.quotas, job.id, job.team, need,
+                                                          self._team_ends(job.team))
+        elif verdict.short_of_idle and self.borrow_hold is None and self.ranks[job.id] >= len(self.ladder):
+            # A job bigger than its team's quota runs only on borrowed quota; once it has aged past
+            # every class, idle quota is kept for it rather than lent to later jobs, so it cannot starve.
+            self.borrow_hold = job.id
         self._wait(job, "quota", verdict.detail)
+
+    def _team_ends(self, team: str) -> list[tuple[float | None, Usage]]:
+        out = []
+        for pool, jobs in self.running.items():
+            index = self.indexes[pool]
+            for r in jobs:
+                if r.team == team:
+                    out.append((estimated_end(r, index, self.now, self.releasing), placement_usage(r.placement, index)))
+        return out
 
     # --- the first blocked job of a pool -----------------------------------------------------------
 
@@ -180,7 +227,7 @@ class _Pass:
                 base.give(r.placement)
                 freed[r.team] = freed.get(r.team, Usage()) + placement_usage(r.placement, index)
         pool = candidates(job, running, self.quotas, need, lambda r: placement_usage(r.placement, index),
-                          self.releasing, freed)
+                          self.releasing, freed, self.now, self.policy.preemption_grace_seconds)
         victims = choose_victims(job, base, pool, self.quotas, share_gpus=self.policy.share_gpus, freed=freed)
         for c in victims:
             if c.reclaim:
@@ -194,7 +241,7 @@ class _Pass:
     # --- waiting ---------------------------------------------------------------------------------
 
     def _wait_behind(self, job: WaitingJob, head: _Head) -> None:
-        if place(job.demand, self.free[job.pool], share_gpus=self.policy.share_gpus) is not None:
+        if self.fit.place(job.demand, self.free[job.pool], ("now", job.pool)) is not None:
             if self.policy.backfill:
                 detail = f"fits now, but starting it would delay job {head.job.id}, first in line"
             else:

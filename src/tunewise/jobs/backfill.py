@@ -8,10 +8,11 @@ would take then. A later job may start before it only if the reservation stays i
   - it is estimated to end before the reserved start.
 
 A running job's end is `started_at + estimated_seconds / compute share` (a MIG slice runs a job at
-its fraction of the card). A job without an estimate, or running past it, is taken to hold its
-resources indefinitely; a job already stopping frees its resources now. When no reservation can be
-computed (the blocked job needs resources held by jobs whose end is unknown), nothing may start on
-any device the blocked job could use, so an unknown estimate never lets a later job delay it.
+its fraction of the card); a job past that is re-estimated to end within another quarter of its
+estimate, counted from now; a job already stopping frees its resources now. A job without an
+estimate is taken to hold its resources indefinitely. When no reservation can be computed (the
+blocked job needs resources held by jobs without an estimate), nothing may start on any device
+the blocked job could use, so a missing estimate never lets a later job delay it.
 """
 
 from __future__ import annotations
@@ -19,19 +20,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tunewise.jobs.ledger import EPS, Ledger, PoolIndex
-from tunewise.jobs.placement import devices_usable_by, place
+from tunewise.jobs.placement import FitMemo, devices_usable_by, place
 from tunewise.jobs.schedule_types import Demand, Placement, RunningJob
+
+OVERRUN_SHARE = 0.25  # a job past its estimate is re-estimated to end within another quarter of it
+OVERRUN_MIN_SECONDS = 300.0
 
 
 def estimated_end(job: RunningJob, index: PoolIndex, now: float, releasing: frozenset[str] = frozenset()) -> float | None:
-    """When a running job should free its resources (None: unknown)."""
+    """When a running job should free its resources (None: unknown, it has no estimate)."""
     if job.stopping or job.id in releasing:
         return now
     seconds = job.demand.estimated_seconds
     if seconds is None:
         return None
-    end = job.started_at + seconds / index.compute_share(job.placement)
-    return end if end >= now else None
+    seconds /= index.compute_share(job.placement)
+    end = job.started_at + seconds
+    if end < now:  # past its estimate: expected to end within a further OVERRUN_SHARE of it, from now
+        end = now + max(OVERRUN_SHARE * seconds, OVERRUN_MIN_SECONDS)
+    return end
 
 
 @dataclass
@@ -69,16 +76,20 @@ def reserve(job_id: str, demand: Demand, now_free: Ledger, running: list[Running
     return Reservation(job_id, None, None, now_free.without(gpus, slices, cpu_nodes))
 
 
-def backfill_placement(demand: Demand, reservation: Reservation, now_free: Ledger, now: float, *,
-                       share_gpus: bool) -> tuple[Placement, bool] | None:
+def backfill_placement(demand: Demand, reservation: Reservation, now_free: Ledger, now: float,
+                       fit: FitMemo, spare: Ledger | None = None) -> tuple[Placement, bool] | None:
     """A placement that leaves the reservation intact, and whether it uses spare resources (True) or
-    ends before the reserved start (False); None when the job would delay the reserved one."""
-    spare = place(demand, reservation.spare(now_free), share_gpus=share_gpus)
-    if spare is not None:
-        return spare, True
+    ends before the reserved start (False); None when the job would delay the reserved one.
+
+    `spare` is `reservation.spare(now_free)` when the caller keeps it; `fit` places (and remembers misses).
+    """
+    pool = now_free.index.pool.name
+    placement = fit.place(demand, spare if spare is not None else reservation.spare(now_free), ("spare", pool))
+    if placement is not None:
+        return placement, True
     if reservation.start is None or demand.estimated_seconds is None:
         return None
-    placement = place(demand, now_free, share_gpus=share_gpus)
+    placement = fit.place(demand, now_free, ("now", pool))
     if placement is None:
         return None
     end = now + demand.estimated_seconds / now_free.index.compute_share(placement)

@@ -43,7 +43,34 @@ def rank(job: WaitingJob, now: float, policy: SchedulerPolicy, ladder: tuple[int
 
 
 def queue_order(state: ClusterState) -> list[WaitingJob]:
-    """Every waiting job in the order the scheduler considers them (all pools together)."""
+    """Every waiting job in the order the scheduler considers them (all pools together).
+
+    A job requeued after being preempted for another job comes right after that job while that
+    job still waits, whatever their ranks: the room it gave up goes to the job it was stopped for,
+    never back to itself (which would stop it again, and again).
+    """
     ladder = class_ladder(state)
-    return sorted(state.waiting,
-                  key=lambda j: (-rank(j, state.now, state.policy, ladder), j.submitted_at, j.id))
+    ranked = sorted(state.waiting, key=lambda j: (-rank(j, state.now, state.policy, ladder), j.submitted_at, j.id))
+    waiting = {job.id for job in ranked}
+    behind: dict[str, list[WaitingJob]] = {}
+    for job in ranked:
+        if job.preempted_for in waiting and job.preempted_for != job.id:
+            behind.setdefault(job.preempted_for, []).append(job)
+    deferred = {job.id for jobs in behind.values() for job in jobs}
+    order: list[WaitingJob] = []
+    placed: set[str] = set()
+
+    def append(job: WaitingJob) -> None:
+        if job.id in placed:
+            return
+        placed.add(job.id)
+        order.append(job)
+        for follower in behind.get(job.id, ()):
+            append(follower)
+
+    for job in ranked:
+        if job.id not in deferred:
+            append(job)
+    for job in ranked:  # only a cycle of preemptions could leave any behind
+        append(job)
+    return order

@@ -135,6 +135,30 @@ def _place_whole(demand: Demand, ledger: Ledger, counts: list[int]) -> Placement
     return Placement(tuple(slots))
 
 
+class FitMemo:
+    """`place` that remembers which demand shapes found no room in a ledger that only shrinks.
+
+    Within one scheduling pass the free resources only shrink as jobs are admitted, and `place`
+    finds a placement whenever one exists, so a shape that did not fit never fits later in the
+    pass: a long queue of similar jobs then costs one search per shape, not one per job.
+    """
+
+    def __init__(self, share_gpus: bool) -> None:
+        self.share_gpus = share_gpus
+        self._failed: set[tuple] = set()
+
+    def place(self, demand: Demand, ledger: Ledger, tag: tuple) -> Placement | None:
+        """`tag` names the ledger (e.g. ("now", pool)); the caller guarantees it only shrinks."""
+        key = (tag, demand.gpus, demand.memory_gib_per_gpu, demand.nodes, demand.gpu_type, demand.shareable,
+               demand.cpu_slots)
+        if key in self._failed:
+            return None
+        placement = place(demand, ledger, share_gpus=self.share_gpus)
+        if placement is None:
+            self._failed.add(key)
+        return placement
+
+
 def devices_usable_by(demand: Demand, index: PoolIndex) -> tuple[set, set, set]:
     """Every device any placement of `demand` could use: (plain GPU keys, slice keys, CPU nodes)."""
     if demand.gpus == 0:

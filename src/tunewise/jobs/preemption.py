@@ -7,8 +7,9 @@ already stopping):
     any class when J runs within its team's nominal quota (reclaim), or only of a strictly
     lower class when J itself would borrow. Work within another team's nominal quota is never
     taken: a nominal quota is a guarantee.
-Borrowed work goes first, then the lowest class, then the most recently started (the least work
-to redo). Nothing is stopped for a job that would still not fit with every candidate stopped.
+Borrowed work goes first, then the lowest class; within those, a job that started within the
+grace period goes last (stopping it at once would only cost it a restart), then the most recently
+started (the least done since its last checkpoint). Nothing is stopped for a job that would still not fit with every candidate stopped.
 
 Why this cannot thrash: a preempted job ranks strictly lower than the job it made room for, or
 its team is over its nominal quota while the other team is within it, so the requeued job can
@@ -35,7 +36,7 @@ class Candidate:
 
 def candidates(head: WaitingJob, running: list[RunningJob], quotas: QuotaBook, head_usage: Usage,
                usage_of: Callable[[RunningJob], Usage], releasing: frozenset[str],
-               freed: dict[str, Usage]) -> list[Candidate]:
+               freed: dict[str, Usage], now: float, grace_seconds: float) -> list[Candidate]:
     """Running jobs the head may stop, in the order they should be stopped.
 
     `freed` is, per team, what its jobs already stopping will give back (it no longer counts as borrowed).
@@ -58,7 +59,10 @@ def candidates(head: WaitingJob, running: list[RunningJob], quotas: QuotaBook, h
                 out.append(Candidate(job, False, usage_of(job)))
         elif borrowing(job.team) and (head_within or lower):
             out.append(Candidate(job, head_within, usage_of(job)))
-    out.sort(key=lambda c: (not borrowing(c.job.team), c.job.priority, -c.job.started_at, c.job.id))
+    # A job that only just (re)started goes last: stopping it again at once would restart it for nothing.
+    settled = now - grace_seconds
+    out.sort(key=lambda c: (not borrowing(c.job.team), c.job.priority, c.job.started_at > settled,
+                            -c.job.started_at, c.job.id))
     return out
 
 

@@ -61,6 +61,7 @@ class QuotaVerdict:
     allowed: bool
     borrowed: bool = False
     detail: str = ""
+    short_of_idle: bool = False  # refused only because too little idle quota is free to borrow now
 
 
 def _num(value: float) -> str:
@@ -153,7 +154,43 @@ class QuotaBook:
             own_idle = max(0.0, nominal - used) if quota is not None and quota.can_lend else 0.0
             idle = self._lendable(dim) - own_idle - self._borrowed(dim)
             if extra > idle + EPS:
-                return QuotaVerdict(False, detail=f"{held}; the job needs {_num(getattr(need, dim))} more and only "
-                                                  f"{_num(max(idle, 0.0))} idle quota can be borrowed")
+                return QuotaVerdict(False, short_of_idle=True, detail=(
+                    f"{held}; the job needs {_num(getattr(need, dim))}, {_num(extra)} past the quota, and only "
+                    f"{_num(max(idle, 0.0))} idle quota can be borrowed now"))
             borrowed = True
         return QuotaVerdict(True, borrowed=borrowed)
+
+
+@dataclass
+class QuotaReservation:
+    """The first job of a team waiting for the team's own quota to free up, and what the team may
+    still take meanwhile without delaying it (the quota analogue of the device reservation in backfill.py)."""
+
+    job_id: str
+    start: float | None  # when the team's running jobs should have freed enough (None: not known)
+    spare: Usage  # quota the team may take at any length without delaying the reserved job
+
+    def allows(self, usage: Usage, now: float, seconds: float | None) -> str | None:
+        """"spare" or "ends first" when a job of the team using `usage` for `seconds` may start; else None."""
+        if usage.gpus <= self.spare.gpus + EPS and usage.gpu_memory_gib <= self.spare.gpu_memory_gib + EPS:
+            return "spare"
+        if self.start is not None and seconds is not None and now + seconds <= self.start + EPS:
+            return "ends first"
+        return None
+
+
+def reserve_quota(book: QuotaBook, job_id: str, team: str, need: Usage,
+                  ends: list[tuple[float | None, Usage]]) -> QuotaReservation:
+    """When `team`'s running jobs (their estimated ends and usage) leave room in its nominal quota for `need`."""
+    usage = book.usage.get(team, Usage())
+
+    def room(after: Usage) -> Usage:
+        return Usage(*(book.nominal(team, d) - getattr(after, d) - getattr(need, d) if d in book.dims else float("inf")
+                       for d, _unit in DIMENSIONS))
+
+    for end, freed in sorted((e for e in ends if e[0] is not None), key=lambda e: e[0]):
+        usage = usage - freed
+        spare = room(usage)
+        if spare.gpus >= -EPS and spare.gpu_memory_gib >= -EPS:
+            return QuotaReservation(job_id, end, Usage(max(spare.gpus, 0.0), max(spare.gpu_memory_gib, 0.0)))
+    return QuotaReservation(job_id, None, Usage())

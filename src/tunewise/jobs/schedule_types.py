@@ -99,6 +99,7 @@ class WaitingJob:
     submitted_at: float
     demand: Demand
     preemptible: bool = True
+    preempted_for: str | None = None  # requeued after being stopped for this job: it queues behind it while it waits
 
 
 @dataclass(frozen=True)
