@@ -11,6 +11,10 @@ Policies, on the same trace:
   - and tunewise with one feature off at a time, to show where the gain comes from.
 The baselines get every card whole (no MIG partitioning): the best cluster for them.
 
+Speeds follow a compute-bound model (bench/_sim_engine.py): sharing a card or taking a MIG slice
+slows a job in proportion, so sharing buys no free compute. A second run of the three main
+policies assumes small (shareable) jobs keep only half a card busy, where sharing does pay.
+
     python bench/scheduler_sim.py [--full] [--jobs N] [--seed S] [--load L]
 """
 
@@ -49,6 +53,28 @@ def _extra(parser) -> None:
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--load", type=float, default=1.25, help="Offered work over what the cluster can run.")
     parser.add_argument("--no-plot", action="store_true")
+
+
+MAIN = ("tunewise", "whole-GPU FIFO", "priority FIFO")
+HALF_BUSY = 0.5
+
+
+def run_policies(trace, names, small_job_busy_share: float) -> list[dict]:
+    rows = []
+    for name in names:
+        mig, with_quotas, policy = POLICIES[name]
+        started = time.perf_counter()
+        result = Simulation(cluster(mig=mig), quotas() if with_quotas else (), policy, trace,
+                            small_job_busy_share).run()
+        row = summarize(name, trace, result, time.perf_counter() - started)
+        rows.append(row)
+        print(f"{name:30} {row['jobs_per_hour']:7.2f} jobs/h  makespan {row['makespan_h']:7.2f} h  "
+              f"util {row['gpu_utilization']:.0%}  wait mean {row['wait_all']['mean_h']} h max {row['wait_all']['max_h']} h  "
+              f"partial gangs {row['partial_gang_starts']}  preemptions {row['preemptions']}", file=sys.stderr)
+    baseline = next(r for r in rows if r["policy"] == "whole-GPU FIFO")
+    for row in rows:
+        row["speedup_vs_whole_gpu_fifo"] = round(row["jobs_per_hour"] / baseline["jobs_per_hour"], 2)
+    return rows
 
 
 def summarize(name: str, trace, result, wall_s: float) -> dict:
@@ -101,22 +127,13 @@ def main() -> None:
     n_jobs = args.jobs or (FULL_JOBS if args.full else QUICK_JOBS)
     trace = make_trace(n_jobs, args.seed, args.load)
     load = load_average()
-    rows = []
-    for name, (mig, with_quotas, policy) in POLICIES.items():
-        started = time.perf_counter()
-        result = Simulation(cluster(mig=mig), quotas() if with_quotas else (), policy, trace).run()
-        rows.append(summarize(name, trace, result, time.perf_counter() - started))
-        row = rows[-1]
-        print(f"{name:30} {row['jobs_per_hour']:7.2f} jobs/h  makespan {row['makespan_h']:7.2f} h  "
-              f"util {row['gpu_utilization']:.0%}  wait mean {row['wait_all']['mean_h']} h max {row['wait_all']['max_h']} h  "
-              f"partial gangs {row['partial_gang_starts']}  preemptions {row['preemptions']}", file=sys.stderr)
-    baseline = next(r for r in rows if r["policy"] == "whole-GPU FIFO")
-    for row in rows:
-        row["speedup_vs_whole_gpu_fifo"] = round(row["jobs_per_hour"] / baseline["jobs_per_hour"], 2)
+    rows = run_policies(trace, list(POLICIES), 1.0)
+    print(f"-- shareable jobs keep {HALF_BUSY:.0%} of a card busy", file=sys.stderr)
+    half_busy = run_policies(trace, list(MAIN), HALF_BUSY)
     plot_name = None
     if not args.no_plot:
         plot_name = "scheduler_sim.png" if args.full else "scheduler_sim_quick.png"
-        plot([r for r in rows if r["policy"] in ("tunewise", "whole-GPU FIFO", "priority FIFO")], RESULTS / plot_name)
+        plot([r for r in rows if r["policy"] in MAIN], RESULTS / plot_name)
     kinds = sorted({j.kind for j in trace})
     emit("scheduler_sim", {
         "command": "python bench/scheduler_sim.py" + (" --full" if args.full else "")
@@ -127,8 +144,13 @@ def main() -> None:
                   "gang_jobs": sum(1 for j in trace if j.demand.gpus > 1),
                   "shareable_jobs": sum(1 for j in trace if j.demand.shareable),
                   "arrival_span_h": round((trace[-1].submitted_at - trace[0].submitted_at) / 3600, 2),
-                  "runtime_error_sigma": RUNTIME_ERROR_SIGMA, "stop_s": STOP_SECONDS, "restart_s": RESTART_SECONDS},
+                  "runtime_error_sigma": RUNTIME_ERROR_SIGMA, "stop_s": STOP_SECONDS, "restart_s": RESTART_SECONDS,
+                  "work_gpu_hours": round(sum(j.demand.gpus * j.actual_seconds for j in trace) / 3600, 1),
+                  "makespan_bound_h": round(sum(j.demand.gpus * j.actual_seconds for j in trace)
+                                            / (NODES * GPUS_PER_NODE) / 3600, 2)},
         "plot": plot_name, "policies": rows,
+        "half_busy": {"small_job_busy_share": HALF_BUSY,
+                      "policies": [{k: v for k, v in r.items() if k != "timeline"} for r in half_busy]},
     }, write=args.full)
 
 

@@ -71,11 +71,12 @@ class _Pass:
         self.free: dict[str, Ledger] = {name: index.empty_ledger() for name, index in self.indexes.items()}
         self.empty = {name: index.empty_ledger() for name, index in self.indexes.items()}
         self.running: dict[str, list[RunningJob]] = {name: [] for name in self.indexes}
-        for job in state.running:
+        running = tuple(sorted(state.running, key=lambda j: j.id))  # the order given must not matter
+        for job in running:
             if job.pool in self.free:
                 self.free[job.pool].take(job.placement)
                 self.running[job.pool].append(job)
-        self.quotas = QuotaBook(state.quotas, self.indexes, state.running)
+        self.quotas = QuotaBook(state.quotas, self.indexes, running)
         self.releasing = frozenset(job.id for job in state.running if job.stopping)
         self.heads: dict[str, _Head] = {}
         self.team_holds: dict[str, QuotaReservation] = {}  # team -> its first job waiting for the team's quota

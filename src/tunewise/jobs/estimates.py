@@ -25,7 +25,8 @@ def with_estimates(state: ClusterState, decisions: Decisions) -> Decisions:
         return decisions
     waiting = {job.id: job for job in state.waiting}
     preempted = {p.job_id for p in decisions.preempt}
-    running = [replace(job, stopping=True) if job.id in preempted else job for job in state.running]
+    running = [replace(job, stopping=True) if job.id in preempted else job
+               for job in sorted(state.running, key=lambda j: j.id)]
     for admit in decisions.admit:
         job = waiting[admit.job_id]
         running.append(_started(job, admit.placement, state.now))
