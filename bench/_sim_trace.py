@@ -8,8 +8,8 @@ dataset is drawn again when the run would be estimated past MAX_ESTIMATE_HOURS (
 fine-tune is usually split into stages; one multi-day run would set every policy's makespan). The
 job's real running time is the estimate times a log-normal error (sigma 0.25): the scheduler plans
 on estimates and meets reality. Teams, priority classes and arrival times are drawn from the same
-seed; a job goes to a team whose nominal quota holds it (the team training 70B models has the
-quota for 16 GPUs). Arrivals are a Poisson stream whose offered work is `load` times the cluster.
+seed; a job goes to a team whose nominal quota holds it with room to spare (the team training
+70B models on 16 GPUs has a quota of 20). Arrivals are a Poisson stream whose offered work is `load` times the cluster.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ KINDS = (
     ("full 13B", 13e9, "full", 3), ("PPO 13B", 13e9, "ppo", 2), ("full 34B", 34e9, "full", 1.5),
     ("full 70B", 70e9, "full", 1),
 )
-TEAMS = (("research", 0.35, 16), ("product", 0.30, 8), ("platform", 0.20, 4), ("exploration", 0.15, 4))
+TEAMS = (("research", 0.35, 20), ("product", 0.30, 6), ("platform", 0.20, 3), ("exploration", 0.15, 3))
 CLASSES = {"low": 0, "normal": 100, "high": 1000}
 CLASS_WEIGHTS = {"research": (0.3, 0.6, 0.1), "product": (0.1, 0.6, 0.3), "platform": (0.2, 0.7, 0.1),
                  "exploration": (0.6, 0.4, 0.0)}
@@ -97,7 +97,7 @@ def make_trace(n_jobs: int, seed: int, load: float) -> list[TraceJob]:
             epochs = rng.choice((1, 1, 2, 3))
             estimate = base.estimated_seconds * tokens / REFERENCE_TOKENS * epochs
         actual = estimate * math.exp(rng.gauss(0.0, RUNTIME_ERROR_SIGMA))
-        teams = [t for t in TEAMS if t[2] >= base.gpus]
+        teams = [t for t in TEAMS if t[2] > base.gpus]
         team = rng.choices([t[0] for t in teams], [t[1] for t in teams])[0]
         klass = rng.choices(list(CLASSES), CLASS_WEIGHTS[team])[0]
         drafts.append((f"job-{i:04d}", kind, team, CLASSES[klass], replace(base, estimated_seconds=estimate), actual))

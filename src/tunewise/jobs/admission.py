@@ -14,7 +14,7 @@ Nothing here reads a clock or touches the outside world: `state.now` is the time
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tunewise.jobs.backfill import Reservation, backfill_placement, estimated_end, reserve
 from tunewise.jobs.explain import describe_demand, describe_free, describe_pool
@@ -121,7 +121,9 @@ class _Pass:
         if not verdict.allowed:
             return self._quota_wait(job, verdict, need)
         if head is None:
-            return self._become_head(job, need)
+            self._become_head(job, need, verdict.reclaim)
+            # The quota it passed with is kept for it until its reserved start, as its devices are.
+            return self.quotas.set_aside(job.team, need, self.heads[job.pool].reservation.start)
         return self._wait_behind(job, head)
 
     def _placement(self, job: WaitingJob, head: _Head | None) -> tuple[Placement, bool] | None:
@@ -152,11 +154,16 @@ class _Pass:
                                                  placement, preemptible=False))
 
     def _quota_verdict(self, job: WaitingJob, usage: Usage, compute_share: float) -> QuotaVerdict:
-        verdict = self.quotas.check(job.team, usage)
+        seconds = job.demand.estimated_seconds / compute_share if job.demand.estimated_seconds is not None else None
+        ends_at = None if seconds is None else self.now + seconds
+        verdict = self.quotas.check(job.team, usage, ends_at)
+        if not verdict.allowed and verdict.short_of_idle and self._fits_team_quota(job, usage):
+            # Short of idle quota only because other teams borrowed it: this job may take it back.
+            again = self.quotas.check(job.team, usage, ends_at, reclaim=True)
+            verdict = replace(again, reclaim=True) if again.allowed else verdict
         if not verdict.allowed:
             return verdict
         hold = self.team_holds.get(job.team)
-        seconds = job.demand.estimated_seconds / compute_share if job.demand.estimated_seconds is not None else None
         if hold is not None and hold.allows(usage, self.now, seconds) is None:
             return QuotaVerdict(False, detail=f"starting it would delay job {hold.job_id}, first in line for "
                                               f"team {job.team!r}'s quota")
@@ -165,8 +172,12 @@ class _Pass:
                                               "long enough to borrow first")
         return verdict
 
+    def _fits_team_quota(self, job: WaitingJob, need: Usage) -> bool:
+        """Would the job fit its team's nominal quota if the team ran nothing else?"""
+        return self.quotas.within_nominal(job.team, need, self.quotas.usage.get(job.team, Usage()))
+
     def _quota_wait(self, job: WaitingJob, verdict: QuotaVerdict, need: Usage) -> None:
-        if self.quotas.within_nominal(job.team, need, self.quotas.usage.get(job.team, Usage())):
+        if self._fits_team_quota(job, need):
             # It fits the team's own quota once the team's running jobs end: the team's later jobs
             # may take its quota meanwhile only where that cannot delay it.
             if job.team not in self.team_holds:
@@ -189,14 +200,14 @@ class _Pass:
 
     # --- the first blocked job of a pool -----------------------------------------------------------
 
-    def _become_head(self, job: WaitingJob, need: Usage) -> None:
+    def _become_head(self, job: WaitingJob, need: Usage, reclaim: bool) -> None:
         free, running = self.free[job.pool], self.running[job.pool]
         share = self.policy.share_gpus
         reservation = reserve(job.id, job.demand, free, running, self.now, share_gpus=share, releasing=self.releasing)
         victims: list = []
         late = reservation.start is None or reservation.start > self.now + self.policy.preemption_grace_seconds
         if self.policy.preemption and late:
-            victims = self._preempt_for(job, need)
+            victims = self._preempt_for(job, need, reclaim)
             if victims:
                 reservation = reserve(job.id, job.demand, free, running, self.now, share_gpus=share,
                                       releasing=self.releasing)
@@ -219,7 +230,7 @@ class _Pass:
                    f"needs {describe_demand(job.demand)}; {describe_free(job.demand, free)}; first in line{unknown}",
                    reservation.start)
 
-    def _preempt_for(self, job: WaitingJob, need: Usage) -> list:
+    def _preempt_for(self, job: WaitingJob, need: Usage, reclaim: bool) -> list:
         index, free, running = self.indexes[job.pool], self.free[job.pool], self.running[job.pool]
         base = free.copy()
         freed: dict[str, Usage] = {}
@@ -228,7 +239,7 @@ class _Pass:
                 base.give(r.placement)
                 freed[r.team] = freed.get(r.team, Usage()) + placement_usage(r.placement, index)
         pool = candidates(job, running, self.quotas, need, lambda r: placement_usage(r.placement, index),
-                          self.releasing, freed, self.now, self.policy.preemption_grace_seconds)
+                          self.releasing, freed, self.now, self.policy.preemption_grace_seconds, reclaim)
         victims = choose_victims(job, base, pool, self.quotas, share_gpus=self.policy.share_gpus, freed=freed)
         for c in victims:
             if c.reclaim:

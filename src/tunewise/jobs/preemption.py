@@ -36,12 +36,13 @@ class Candidate:
 
 def candidates(head: WaitingJob, running: list[RunningJob], quotas: QuotaBook, head_usage: Usage,
                usage_of: Callable[[RunningJob], Usage], releasing: frozenset[str],
-               freed: dict[str, Usage], now: float, grace_seconds: float) -> list[Candidate]:
+               freed: dict[str, Usage], now: float, grace_seconds: float, reclaim: bool = False) -> list[Candidate]:
     """Running jobs the head may stop, in the order they should be stopped.
 
     `freed` is, per team, what its jobs already stopping will give back (it no longer counts as borrowed).
+    `reclaim`: the head passed its quota only by taking back other teams' borrowed quota.
     """
-    head_within = quotas.within_nominal(head.team, head_usage, freed.get(head.team, Usage()))
+    head_within = reclaim or quotas.within_nominal(head.team, head_usage, freed.get(head.team, Usage()))
 
     def borrowing(team: str) -> bool:
         return quotas.over_nominal(team, freed.get(team, Usage()))

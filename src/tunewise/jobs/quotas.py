@@ -62,6 +62,7 @@ class QuotaVerdict:
     borrowed: bool = False
     detail: str = ""
     short_of_idle: bool = False  # refused only because too little idle quota is free to borrow now
+    reclaim: bool = False  # allowed by taking back other teams' borrowed quota: it may preempt that work
 
 
 def _num(value: float) -> str:
@@ -84,9 +85,24 @@ class QuotaBook:
         self.usage: dict[str, Usage] = {}
         for job in running:
             self.charge(job.team, placement_usage(job.placement, indexes.get(job.pool)))
+        # Quota kept for a pool's first blocked job until its reserved start: (team, usage, start).
+        self.set_asides: list[tuple[str, Usage, float | None]] = []
+        self._ends_at: float | None = None  # the end of the job being checked: set-asides it ends before don't count
 
     def charge(self, team: str, usage: Usage) -> None:
         self.usage[team] = self.usage.get(team, Usage()) + usage
+
+    def set_aside(self, team: str, usage: Usage, until: float | None) -> None:
+        """Keep `usage` of quota for a job of `team` that passed its quota check but waits for devices
+        until `until` (None: not known): later jobs see it as used unless they end before then."""
+        self.set_asides.append((team, usage, until))
+
+    def _used(self, team: str) -> Usage:
+        used = self.usage.get(team, Usage())
+        for owner, usage, until in self.set_asides:
+            if owner == team and (until is None or self._ends_at is None or self._ends_at > until):
+                used = used + usage
+        return used
 
     def nominal(self, team: str, dim: str) -> float:
         quota = self.quotas.get(team)
@@ -96,7 +112,7 @@ class QuotaBook:
         return float("inf") if value is None else float(value)
 
     def _teams(self) -> set[str]:
-        return set(self.quotas) | set(self.usage)
+        return set(self.quotas) | set(self.usage) | {team for team, _u, _t in self.set_asides}
 
     def _lendable(self, dim: str) -> float:
         """Idle nominal quota of lending teams, plus capacity no team was promised."""
@@ -108,7 +124,7 @@ class QuotaBook:
             promised += nominal
             quota = self.quotas.get(team)
             if quota is not None and quota.can_lend:
-                idle += max(0.0, nominal - getattr(self.usage.get(team, Usage()), dim))
+                idle += max(0.0, nominal - getattr(self._used(team), dim))
         return idle + max(0.0, getattr(self.capacity, dim) - promised)
 
     def _borrowed(self, dim: str) -> float:
@@ -116,7 +132,7 @@ class QuotaBook:
         for team in self._teams():
             nominal = self.nominal(team, dim)
             if nominal != float("inf"):
-                total += max(0.0, getattr(self.usage.get(team, Usage()), dim) - nominal)
+                total += max(0.0, getattr(self._used(team), dim) - nominal)
         return total
 
     def within_nominal(self, team: str, need: Usage, freed: Usage = Usage()) -> bool:
@@ -133,17 +149,29 @@ class QuotaBook:
         usage = self.usage.get(team, Usage()) - freed
         return any(getattr(usage, d) > self.nominal(team, d) + EPS for d in self.dims)
 
-    def check(self, team: str, need: Usage) -> QuotaVerdict:
-        """May a job of `team` needing `need` start now: within quota, on borrowed quota, or not at all?"""
+    def check(self, team: str, need: Usage, ends_at: float | None = None, *, reclaim: bool = False) -> QuotaVerdict:
+        """May a job of `team` needing `need` start now: within quota, on borrowed quota, or not at all?
+
+        `ends_at`: when the job should end (None: unknown); quota set aside for a blocked job it ends
+        before does not count against it. `reclaim`: count other teams' borrowed quota as idle (it
+        can be taken back for this job).
+        """
         if not self.enabled:
             return QuotaVerdict(True)
+        self._ends_at = ends_at
+        try:
+            return self._check(team, need, reclaim)
+        finally:
+            self._ends_at = None
+
+    def _check(self, team: str, need: Usage, reclaim: bool) -> QuotaVerdict:
         borrowed = False
         quota = self.quotas.get(team)
         for dim, unit in DIMENSIONS:
             if dim not in self.dims:
                 continue
             nominal = self.nominal(team, dim)
-            used = getattr(self.usage.get(team, Usage()), dim)
+            used = getattr(self._used(team), dim)
             after = used + getattr(need, dim)
             if after <= nominal + EPS:
                 continue
@@ -152,7 +180,8 @@ class QuotaBook:
                 return QuotaVerdict(False, detail=f"{held} and may not borrow; the job needs {_num(getattr(need, dim))} more")
             extra = after - max(used, nominal)
             own_idle = max(0.0, nominal - used) if quota is not None and quota.can_lend else 0.0
-            idle = self._lendable(dim) - own_idle - self._borrowed(dim)
+            borrowed = max(0.0, used - nominal) if reclaim else self._borrowed(dim)
+            idle = self._lendable(dim) - own_idle - borrowed
             if extra > idle + EPS:
                 return QuotaVerdict(False, short_of_idle=True, detail=(
                     f"{held}; the job needs {_num(getattr(need, dim))}, {_num(extra)} past the quota, and only "

@@ -85,3 +85,26 @@ def test_a_team_without_a_quota_runs_only_on_borrowed_quota():
     p = pool(gpus=2)
     d = schedule(state(p, [], [waiting("x", demand(), team="guests")], quotas=(Quota("a", gpus=2),)))
     assert [(a.job_id, a.borrowed) for a in d.admit] == [("x", True)]
+
+
+def test_quota_passed_by_a_job_waiting_for_devices_is_kept_for_it():
+    p = pool(gpus=4)
+    busy = _busy("b", 0, 1, 2, hours=5)  # b borrows a card from a; a's pair must wait for devices
+    jobs = [waiting("a-pair", demand(gpus=2), team="a"), waiting("b-long", demand(hours=10), team="b", at=1),
+            waiting("b-short", demand(hours=1), team="b", at=2)]
+    d = schedule(state(p, busy, jobs, quotas=QUOTAS, now=0, preemption=False))
+    # Card 3 is spare for the pair's devices; a long b job would borrow the quota the pair is owed,
+    # a short one ends before the pair can start.
+    assert [a.job_id for a in d.admit] == ["b-short"]
+    assert {w.job_id: w.reason for w in d.wait} == {"a-pair": "gang", "b-long": "quota"}
+
+
+def test_a_team_owed_its_quota_takes_it_back_even_for_a_job_that_borrows_a_little():
+    p = pool(gpus=4)
+    quotas = (Quota("a", gpus=2), Quota("b", gpus=1), Quota("c", gpus=1))
+    busy = _busy("a", 0) + _busy("b", 1) + _busy("b", 2, 3, started=60)  # b borrows a's and c's idle quota
+    d = schedule(state(p, busy, [waiting("a-pair", demand(gpus=2), team="a", at=100)], quotas=quotas, now=1000))
+    # a uses 1 of 2 and needs 2: one GPU of its own quota (lent to b) and one borrowed from c's idle
+    # quota (also lent to b). Both are b's borrowed work: it is taken back.
+    assert sorted(x.job_id for x in d.preempt) == ["b2", "b3"]
+    assert all(x.reason == "quota reclaim" for x in d.preempt)
