@@ -148,7 +148,8 @@ def main() -> None:
                   "work_gpu_hours": round(sum(j.demand.gpus * j.actual_seconds for j in trace) / 3600, 1),
                   "makespan_bound_h": round(sum(j.demand.gpus * j.actual_seconds for j in trace)
                                             / (NODES * GPUS_PER_NODE) / 3600, 2)},
-        "plot": plot_name, "policies": rows,
+        "plot": plot_name, "policies": [r if r["policy"] in MAIN else {k: v for k, v in r.items() if k != "timeline"}
+                                        for r in rows],
         "half_busy": {"small_job_busy_share": HALF_BUSY,
                       "policies": [{k: v for k, v in r.items() if k != "timeline"} for r in half_busy]},
     }, write=args.full)
