@@ -23,8 +23,8 @@ from dataclasses import replace
 from typing import Any
 
 from tunewise.errors import TunewiseError
-from tunewise.jobs.placement import place
 from tunewise.jobs.ledger import PoolIndex
+from tunewise.jobs.placement import place
 from tunewise.jobs.schedule_types import Demand, Pool
 from tunewise.plan.hardware import GIB, Device
 from tunewise.plan.planner import ModeResult, plan
