@@ -131,8 +131,8 @@ def main() -> None:
     print(f"-- shareable jobs keep {HALF_BUSY:.0%} of a card busy", file=sys.stderr)
     half_busy = run_policies(trace, list(MAIN), HALF_BUSY)
     plot_name = None
-    if not args.no_plot:
-        plot_name = "scheduler_sim.png" if args.full else "scheduler_sim_quick.png"
+    if args.full and not args.no_plot:  # a quick run leaves bench/results alone
+        plot_name = "scheduler_sim.png"
         plot([r for r in rows if r["policy"] in MAIN], RESULTS / plot_name)
     kinds = sorted({j.kind for j in trace})
     emit("scheduler_sim", {
