@@ -11,9 +11,10 @@ Borrowed work goes first, then the lowest class; within those, a job that starte
 grace period goes last (stopping it at once would only cost it a restart), then the most recently
 started (the least done since its last checkpoint). Nothing is stopped for a job that would still not fit with every candidate stopped.
 
-Why this cannot thrash: a preempted job ranks strictly lower than the job it made room for, or
-its team is over its nominal quota while the other team is within it, so the requeued job can
-never preempt back.
+Why this cannot thrash: a preempted job is requeued behind the job it made room for
+(`WaitingJob.preempted_for`, ordering.py), so the room goes to that job and not back to the victim;
+and the victim either ranks in a strictly lower class, or belongs to a team over its quota while
+the other team is within its own, so it can never preempt that job in turn.
 """
 
 from __future__ import annotations
