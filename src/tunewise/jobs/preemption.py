@@ -9,7 +9,8 @@ already stopping):
     taken: a nominal quota is a guarantee.
 Borrowed work goes first, then the lowest class; within those, a job that started within the
 grace period goes last (stopping it at once would only cost it a restart), then the most recently
-started (the least done since its last checkpoint). Nothing is stopped for a job that would still not fit with every candidate stopped.
+started (the least done since its last checkpoint). Nothing is stopped for a job that would still
+not fit with every candidate stopped.
 
 Why this cannot thrash: a preempted job is requeued behind the job it made room for
 (`WaitingJob.preempted_for`, ordering.py), so the room goes to that job and not back to the victim;
