@@ -22,7 +22,7 @@ from tunewise.eval.spec import EvalSpec
 from tunewise.tracking import TrackingSpec
 
 BUNDLED_MODEL = "smollm2-135m-instruct"
-FORMAT_NAMES = ("alpaca", "chat", "sharegpt", "completion", "text", "preference", "prompt")
+FORMAT_NAMES = ("alpaca", "chat", "sharegpt", "completion", "text", "preference", "prompt", "input_output")
 
 
 RUN_NAME_MAX = 100

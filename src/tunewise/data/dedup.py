@@ -42,8 +42,11 @@ def record_text(record: dict[str, Any]) -> str:
     for key in ("messages", "prompt", "chosen", "rejected", "completion"):
         for message in record.get(key) or []:
             parts.append(message["content"])
+            for call in message.get("tool_calls") or []:  # two answers differing only in their calls differ
+                parts.append(f"{call['function']['name']} {json.dumps(call['function']['arguments'], sort_keys=True)}")
     if "text" in record:
         parts.append(record["text"])
+    parts.extend(segment["text"] for segment in record.get("segments") or [])
     return "\n".join(parts)
 
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tunewise.data.chat_view import text_view, tool_rendering, uses_tools
 from tunewise.data.dedup import ExactDeduplicator, near_duplicates
+from tunewise.data.fields import refuse_meaningful, unused_fields
 from tunewise.data.formats import DETECT_SAMPLE_ROWS, RowFormat, detect_format, get_format
 from tunewise.data.formats.preference import record_kind
 from tunewise.data.problems import FieldError, RowError
@@ -202,8 +204,15 @@ def _drop_near_duplicates(records: Iterator[tuple[dict[str, Any], int | None]], 
 
 
 def _normalize_one(fmt: RowFormat, row: dict, line: int | None, report: DataReport, on_invalid: str) -> dict | None:
+    """The row's record, its variant and unused fields noted in the report; None (and the problem
+    reported) when the row is invalid or holds a field its variant would silently ignore."""
     try:
-        record = fmt.normalize(row)
+        variant = fmt.variant_of(row)
+        unused = unused_fields(row, variant)
+        report.note_variant(variant.name, variant.source, dict(variant.fields), dict(variant.dropped))
+        report.note_unused(list(unused), line)
+        refuse_meaningful(unused, fmt, variant)
+        record = variant.normalize(row)
     except FieldError as err:
         _add_problem(report, RowError(report.file, line, err.field, err.reason), on_invalid)
         return None
@@ -243,6 +252,8 @@ class _TokenMeter:
             self.active = self._start()
         if not self.active:
             return True, None
+        if self.report.tool_rendering is None and _uses_tools(record):
+            self._note_tool_rendering()
         file = self.report.file
         try:
             example = None if self.kind in _UNTOKENIZED else tokenize_record(self.tokenizer, record)
@@ -266,6 +277,13 @@ class _TokenMeter:
                 return False, None
         return True, example
 
+    def _note_tool_rendering(self) -> None:
+        self.report.tool_rendering = tool_rendering(self.tokenizer)
+        if not self.report.tool_rendering.startswith("chat template"):
+            self.report.warnings.append(
+                "tools, tool calls and tool results are rendered as tunewise text (<tools>, <tool_call>, "
+                "<tool_response> tags): this model's chat template does not render tools (docs/data.md)")
+
     def finish(self) -> None:
         self.report.errors.extend(self._held.errors)
         self.report.dropped.extend(self._held.dropped)
@@ -288,13 +306,19 @@ _UNTOKENIZED = ("preference", "prompt")
 
 def _aligned_length(tokenizer: Any, record: dict[str, Any]) -> int:
     """Prompt tokens plus the longer answer plus eos: the longest sequence the trainer will build
-    (for a prompt alone, its tokens: the answer is sampled within its own limit)."""
-    prompt = len(render_prompt(tokenizer, record["prompt"], tokenize=True))
-    answers = [record[k] for k in ("chosen", "rejected", "completion") if k in record]
+    (for a prompt alone, its tokens: the answer is sampled within its own limit). Tool calls in
+    answers are counted in tunewise's text form."""
+    prompt = len(render_prompt(tokenizer, record["prompt"], tokenize=True, tools=record.get("tools")))
+    answers = [text_view(record[k], None) for k in ("chosen", "rejected", "completion") if k in record]
     if not answers:
         return prompt
     longest = max(len(tokenizer("".join(m["content"] for m in a), add_special_tokens=False)["input_ids"]) for a in answers)
     return prompt + longest + 1
+
+
+def _uses_tools(record: dict[str, Any]) -> bool:
+    messages = [m for key in ("messages", "prompt", "chosen", "rejected", "completion") for m in record.get(key) or []]
+    return uses_tools(messages, record.get("tools"))
 
 
 def _nothing_left(report: DataReport) -> str:

@@ -24,6 +24,11 @@ class DataReport:
     format: str | None = None
     format_detected: bool | None = None  # None when no format was settled
     preference_kind: str | None = None  # "paired" | "unpaired" for format preference
+    variants: dict[str, int] = field(default_factory=dict)  # variant name -> rows read as it
+    sources: dict[str, str] = field(default_factory=dict)  # variant name -> who writes that shape
+    field_mapping: dict[str, str] = field(default_factory=dict)  # source field -> what it became (or why dropped)
+    unused_fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> {"rows", "first_line"}
+    tool_rendering: str | None = None  # how tools reach the model: its chat template, or tunewise's text
     rows_read: int = 0
     rows_kept: int = 0
     errors: list[RowError] = field(default_factory=list)
@@ -46,6 +51,30 @@ class DataReport:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def variant(self) -> str | None:
+        """The variant most rows were read as (the first seen among equals)."""
+        return max(self.variants, key=self.variants.__getitem__) if self.variants else None
+
+    @property
+    def format_label(self) -> str | None:
+        """"format (variant)", e.g. "preference (openai)", "chat (tools)"; the name alone when they agree."""
+        if self.format is None or self.variant in (None, self.format):
+            return self.format
+        return f"{self.format} ({self.variant})"
+
+    def note_variant(self, name: str, source: str, fields: dict[str, str], dropped: dict[str, str]) -> None:
+        if name not in self.variants:
+            self.sources[name] = source
+            self.field_mapping.update({k: v for k, v in fields.items() if k not in self.field_mapping})
+            self.field_mapping.update({k: f"dropped: {why}" for k, why in dropped.items()})
+        self.variants[name] = self.variants.get(name, 0) + 1
+
+    def note_unused(self, paths: list[str], line: int | None) -> None:
+        for path in paths:
+            seen = self.unused_fields.setdefault(path, {"rows": 0, "first_line": line})
+            seen["rows"] += 1
 
     def token_stats(self) -> dict[str, float] | None:
         """min/mean/p50/p95/max/total of example lengths in tokens (before truncation)."""
@@ -74,7 +103,13 @@ class DataReport:
             "file": self.file,
             "format": self.format,
             "format_detected": self.format_detected,
+            "variant": self.variant,
+            "variants": dict(self.variants),
+            "sources": dict(self.sources),
             "preference_kind": self.preference_kind,
+            "field_mapping": dict(self.field_mapping),
+            "unused_fields": {k: dict(v) for k, v in self.unused_fields.items()},
+            "tool_rendering": self.tool_rendering,
             "ok": self.ok,
             "rows_read": self.rows_read,
             "rows_kept": self.rows_kept,

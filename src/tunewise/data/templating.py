@@ -12,6 +12,11 @@ following the answer text (or the whole addition where the template closes turns
 marker). A template that is not prefix-stable (one that rewrites earlier turns, say) falls back to
 "search": render the whole conversation once and find each message's text in order; the answer
 and the eos token after it are labelled. `masking_mode` says which one a tokenizer gets.
+
+Tools (schemas, calls, results) reach the template through `chat_view.template_view`: natively
+when the template renders them, else as tunewise's text. A turn that makes tool calls is an
+assistant turn and is labelled; tool results are prompt side and are not. Axolotl-style segment
+records are tokenized segment by segment, with no template, labelled where their label is true.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from tunewise.data.chat_view import template_view
 from tunewise.errors import DataError
 
 IGNORE_INDEX = -100  # label value the loss skips (transformers' default ignore_index)
@@ -32,17 +38,20 @@ _PROBE = [
 ]
 
 
-def render_prompt(tokenizer: Any, messages: list[dict[str, Any]] | str, *, tokenize: bool = False) -> str | list[int]:
+def render_prompt(tokenizer: Any, messages: list[dict[str, Any]] | str, *, tokenize: bool = False,
+                  tools: list[dict[str, Any]] | None = None) -> str | list[int]:
     """The prompt for generation: the chat template with add_generation_prompt=True.
 
     Args:
         tokenizer: a Hugging Face tokenizer with a chat template.
         messages: the conversation so far (ending with a user turn), or one user message as a string.
         tokenize: return token ids instead of text.
+        tools: tool schemas offered to the model (normalized records' "tools").
     """
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
-    text = _render(tokenizer, messages, add_generation_prompt=True)
+    messages, tools = template_view(tokenizer, messages, tools)
+    text = _render(tokenizer, messages, add_generation_prompt=True, tools=tools)
     if tokenize:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
     return text
@@ -51,15 +60,19 @@ def render_prompt(tokenizer: Any, messages: list[dict[str, Any]] | str, *, token
 def tokenize_record(tokenizer: Any, record: dict[str, Any]) -> dict[str, list[int]]:
     """Tokenize one normalized record into {"input_ids", "labels"} (no truncation).
 
-    Conversations: labels only on assistant answers and their end-of-turn token; weight-0 turns
-    get -100. Text: every token is labelled and eos is appended. Preference records raise
-    DataError: the alignment trainer tokenizes those.
+    Conversations: labels only on assistant answers (tool calls included) and their end-of-turn
+    token; weight-0 turns and tool results get -100. Text: every token is labelled and eos is
+    appended. Segments: each segment's tokens, labelled where its label is true, nothing added.
+    Preference records raise DataError: the alignment trainer tokenizes those.
     """
     if "text" in record:
         return _tokenize_text(tokenizer, record["text"])
+    if "segments" in record:
+        return _tokenize_segments(tokenizer, record["segments"])
     if "messages" not in record:
         raise DataError("preference records are tokenized by the alignment trainer, not by tokenize_record")
-    text, spans = _answer_spans(tokenizer, record["messages"])
+    messages, tools = template_view(tokenizer, record["messages"], record.get("tools"))
+    text, spans = _answer_spans(tokenizer, messages, tools)
     ids, offsets = _encode_with_offsets(tokenizer, text, spans)
     labels = [IGNORE_INDEX] * len(ids)
     span_index = 0
@@ -103,11 +116,13 @@ def require_chat_template(tokenizer: Any) -> None:
 # --- internals -----------------------------------------------------------------------------------
 
 
-def _render(tokenizer: Any, messages: list[dict[str, Any]], *, add_generation_prompt: bool) -> str:
+def _render(tokenizer: Any, messages: list[dict[str, Any]], *, add_generation_prompt: bool,
+            tools: list[dict[str, Any]] | None = None) -> str:
     require_chat_template(tokenizer)
-    plain = [{"role": m["role"], "content": m["content"]} for m in messages]  # templates need no weights
+    plain = [{k: v for k, v in m.items() if k != "weight"} for m in messages]  # templates need no weights
     try:
-        return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
+        extra = {"tools": tools} if tools else {}
+        return tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt, **extra)
     except Exception as err:  # jinja raises its own exceptions (e.g. raise_exception in the template)
         raise DataError(f"the chat template rejected this conversation: {err}") from None
 
@@ -118,6 +133,16 @@ def _tokenize_text(tokenizer: Any, text: str) -> dict[str, list[int]]:
     if eos is not None and (not ids or ids[-1] != eos):
         ids.append(eos)
     return {"input_ids": ids, "labels": list(ids)}
+
+
+def _tokenize_segments(tokenizer: Any, segments: list[dict[str, Any]]) -> dict[str, list[int]]:
+    ids: list[int] = []
+    labels: list[int] = []
+    for segment in segments:
+        piece = list(tokenizer(segment["text"], add_special_tokens=False)["input_ids"])
+        ids.extend(piece)
+        labels.extend(piece if segment["label"] else [IGNORE_INDEX] * len(piece))
+    return {"input_ids": ids, "labels": labels}
 
 
 def _answer_end(text: str, start: int, content: str, eos: str | None, limit: int) -> int:
@@ -131,15 +156,16 @@ def _answer_end(text: str, start: int, content: str, eos: str | None, limit: int
     return limit
 
 
-def _incremental_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int, int]]] | None:
+def _incremental_spans(tokenizer: Any, messages: list[dict[str, Any]],
+                       tools: list[dict[str, Any]] | None = None) -> tuple[str, list[tuple[int, int, int]]] | None:
     eos = tokenizer.eos_token
     spans: list[tuple[int, int, int]] = []
     previous = ""
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt = _render(tokenizer, messages[:i], add_generation_prompt=True)
-        through = _render(tokenizer, messages[: i + 1], add_generation_prompt=False)
+        prompt = _render(tokenizer, messages[:i], add_generation_prompt=True, tools=tools)
+        through = _render(tokenizer, messages[: i + 1], add_generation_prompt=False, tools=tools)
         if not prompt.startswith(previous) or not through.startswith(prompt):
             return None
         end = _answer_end(through, len(prompt), message["content"], eos, len(through))
@@ -151,11 +177,12 @@ def _incremental_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[
 _warned_search: set[int] = set()
 
 
-def _search_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int, int]]]:
+def _search_spans(tokenizer: Any, messages: list[dict[str, Any]],
+                  tools: list[dict[str, Any]] | None = None) -> tuple[str, list[tuple[int, int, int]]]:
     if id(tokenizer) not in _warned_search:
         _warned_search.add(id(tokenizer))
         warnings.warn("chat template is not prefix-stable; locating answers by text search", stacklevel=3)
-    text = _render(tokenizer, messages, add_generation_prompt=False)
+    text = _render(tokenizer, messages, add_generation_prompt=False, tools=tools)
     spans: list[tuple[int, int, int]] = []
     cursor = 0
     for i, message in enumerate(messages):
@@ -173,10 +200,11 @@ def _search_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, 
     return text, spans
 
 
-def _answer_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int, int]]]:
+def _answer_spans(tokenizer: Any, messages: list[dict[str, Any]],
+                  tools: list[dict[str, Any]] | None = None) -> tuple[str, list[tuple[int, int, int]]]:
     """Rendered conversation and (start, end, weight) character spans of the assistant answers."""
-    found = _incremental_spans(tokenizer, messages)
-    return found if found is not None else _search_spans(tokenizer, messages)
+    found = _incremental_spans(tokenizer, messages, tools)
+    return found if found is not None else _search_spans(tokenizer, messages, tools)
 
 
 def _encode_with_offsets(tokenizer: Any, text: str, spans: list[tuple[int, int, int]]) -> tuple[list[int], list[tuple[int, int]]]:

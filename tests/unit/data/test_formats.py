@@ -32,7 +32,7 @@ def test_each_format_normalizes_its_own_example(name):
     fmt = get_format(name)
     assert detect_format([fmt.example]) == name
     record = fmt.normalize(fmt.example)
-    assert set(record) in ({"messages"}, {"text"}, {"prompt", "chosen", "rejected"}, {"prompt"})
+    assert set(record) in ({"messages"}, {"text"}, {"segments"}, {"prompt", "chosen", "rejected"}, {"prompt"})
 
 
 @pytest.mark.parametrize("filename,expected", sorted(FIXTURE_FORMATS.items()))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunewise.data.formats import RowFormat, register
+from tunewise.data.formats import RowFormat, Variant, register
 from tunewise.data.formats._messages import require
 from tunewise.data.formats.preference import prompt_messages
 
@@ -22,10 +22,12 @@ def normalize(row: dict[str, Any]) -> dict[str, Any]:
 
 FORMAT = register(RowFormat(
     name="prompt",
-    signatures=(("prompt",),),
-    normalize=normalize,
     kind="prompt",
     priority=6,
     description="prompts only (text, or messages ending with a user turn), for ppo and grpo, which sample the answers",
-    example={"prompt": "Describe rain in one sentence."},
+    variants=(
+        Variant("prompt", "TRL (prompt-only)", ("prompt",), normalize,
+                {"prompt": "a string (one user turn) or messages ending with a user turn"}, "prompt",
+                example={"prompt": "Describe rain in one sentence."}),
+    ),
 ))

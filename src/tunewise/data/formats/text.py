@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tunewise.data.formats import RowFormat, register
+from tunewise.data.formats import RowFormat, Variant, register
 from tunewise.data.formats._messages import require, text_field
 
 
@@ -14,10 +14,12 @@ def normalize(row: dict[str, Any]) -> dict[str, Any]:
 
 FORMAT = register(RowFormat(
     name="text",
-    signatures=(("text",),),
-    normalize=normalize,
     kind="text",
     priority=5,
     description="raw text for continued pre-training (field text); all tokens get loss, eos appended",
-    example={"text": "Photosynthesis turns light into chemical energy."},
+    variants=(
+        Variant("text", "TRL, LLaMA-Factory, Axolotl (completion)", ("text",), normalize,
+                {"text": "the document; every token is trained, eos appended"}, "text",
+                example={"text": "Photosynthesis turns light into chemical energy."}),
+    ),
 ))
