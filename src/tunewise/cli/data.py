@@ -7,9 +7,11 @@ from pathlib import Path
 
 import typer
 
+from tunewise.cli import _panels
 from tunewise.spec import BUNDLED_MODEL, FORMAT_NAMES, DataSpec
 
-data_app = typer.Typer(help="Check datasets: format, invalid rows, duplicates, token lengths.", no_args_is_help=True)
+data_app = typer.Typer(help="Check datasets: format, invalid rows, duplicates, token lengths; list the formats.",
+                       no_args_is_help=True)
 
 FormatName = Enum("FormatName", {name: name for name in FORMAT_NAMES}, type=str)
 
@@ -24,7 +26,7 @@ class OnTooLong(str, Enum):
     truncate = "truncate"
 
 
-@data_app.command("validate")
+@data_app.command("validate", rich_help_panel=_panels.DATA)
 def validate(
     file: Path = typer.Argument(..., help="Data file: .jsonl, .json, .csv or .parquet."),
     format: FormatName | None = typer.Option(None, "--format", help="Force a format instead of detecting it."),
@@ -70,6 +72,27 @@ def validate(
         # SystemExit, not typer.Exit: cli.main runs the app with standalone_mode=False, which turns
         # typer.Exit into a return value that main does not pass on.
         raise SystemExit(1)
+
+
+@data_app.command("formats", rich_help_panel=_panels.DATA)
+def formats(
+    name: FormatName | None = typer.Argument(None, help="Show one format's variants in full: fields, dropped fields, an example row."),
+    as_json: bool = typer.Option(False, "--json", help="Print every format and variant as JSON."),
+) -> None:
+    """List the data formats and their variants: who writes each shape, its keys, the methods that train on it."""
+    from tunewise.cli._common import console, print_json
+    from tunewise.data.formats import describe_formats
+    from tunewise.data.formats_view import render_format_detail, render_formats
+
+    described = describe_formats()
+    if name is not None:
+        described = [f for f in described if f["name"] == name.value]
+    if as_json:
+        print_json(described)
+    elif name is not None:
+        render_format_detail(described[0], console)
+    else:
+        render_formats(described, console)
 
 
 def register(app: typer.Typer) -> None:

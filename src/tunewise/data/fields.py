@@ -39,18 +39,20 @@ _BOOL_TEXT = ("true", "false")
 _TREES: dict[int, dict[str, Any]] = {}
 
 
-def unused_fields(row: dict[str, Any], variant: Variant) -> dict[str, Any]:
-    """Path -> first value of every non-empty field of `row` that `variant` neither reads nor drops.
+def scan_fields(row: dict[str, Any], variant: Variant) -> tuple[set[str], dict[str, Any]]:
+    """(declared fields the row holds, unused fields: path -> first value) for one row.
 
-    Paths look like `id`, `messages[].refusal`, `input.metadata`; nested objects are only looked
-    into where the variant declares fields inside them.
+    Unused fields are the non-empty ones `variant` neither reads nor drops. Paths look like `id`,
+    `messages[].refusal`, `input.metadata`; nested objects are only looked into where the variant
+    declares fields inside them.
     """
     tree = _TREES.get(id(variant))
     if tree is None:
         tree = _TREES[id(variant)] = _key_tree([*variant.fields, *variant.dropped])
-    found: dict[str, Any] = {}
-    _walk(row, tree, "", found)
-    return found
+    used: set[str] = set()
+    unused: dict[str, Any] = {}
+    _walk(row, tree, "", used, unused)
+    return used, unused
 
 
 def refuse_meaningful(unused: dict[str, Any], fmt: RowFormat, variant: Variant) -> None:
@@ -75,19 +77,21 @@ def _key_tree(paths: list[str]) -> dict[str, Any]:
     return tree
 
 
-def _walk(value: dict[str, Any], tree: dict[str, Any], prefix: str, found: dict[str, Any]) -> None:
+def _walk(value: dict[str, Any], tree: dict[str, Any], prefix: str, used: set[str], unused: dict[str, Any]) -> None:
     for key, item in value.items():
         if _empty(item):
             continue
         listed, plain = tree.get(f"{key}[]"), tree.get(key)
         if listed is None and plain is None:
-            found.setdefault(f"{prefix}{key}", item)
-        elif listed and isinstance(item, list):
+            unused.setdefault(f"{prefix}{key}", item)
+            continue
+        used.add(f"{prefix}{key}")
+        if listed and isinstance(item, list):
             for element in item:
                 if isinstance(element, dict):
-                    _walk(element, listed, f"{prefix}{key}[].", found)
+                    _walk(element, listed, f"{prefix}{key}[].", used, unused)
         elif plain and isinstance(item, dict):
-            _walk(item, plain, f"{prefix}{key}.", found)
+            _walk(item, plain, f"{prefix}{key}.", used, unused)
 
 
 def _empty(value: Any) -> bool:

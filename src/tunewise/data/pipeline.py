@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from tunewise.data.chat_view import text_view, tool_rendering, uses_tools
 from tunewise.data.dedup import ExactDeduplicator, near_duplicates
-from tunewise.data.fields import refuse_meaningful, unused_fields
+from tunewise.data.fields import refuse_meaningful, scan_fields
 from tunewise.data.formats import DETECT_SAMPLE_ROWS, RowFormat, detect_format, get_format
 from tunewise.data.formats.preference import record_kind
 from tunewise.data.problems import FieldError, RowError
@@ -208,9 +208,8 @@ def _normalize_one(fmt: RowFormat, row: dict, line: int | None, report: DataRepo
     reported) when the row is invalid or holds a field its variant would silently ignore."""
     try:
         variant = fmt.variant_of(row)
-        unused = unused_fields(row, variant)
-        report.note_variant(variant.name, variant.source, dict(variant.fields), dict(variant.dropped))
-        report.note_unused(list(unused), line)
+        used, unused = scan_fields(row, variant)
+        report.note_row(variant, used, list(unused), line)
         refuse_meaningful(unused, fmt, variant)
         record = variant.normalize(row)
     except FieldError as err:

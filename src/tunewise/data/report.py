@@ -26,7 +26,7 @@ class DataReport:
     preference_kind: str | None = None  # "paired" | "unpaired" for format preference
     variants: dict[str, int] = field(default_factory=dict)  # variant name -> rows read as it
     sources: dict[str, str] = field(default_factory=dict)  # variant name -> who writes that shape
-    field_mapping: dict[str, str] = field(default_factory=dict)  # source field -> what it became (or why dropped)
+    field_mapping: dict[str, str] = field(default_factory=dict)  # source field seen -> what it became (or why dropped)
     unused_fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # path -> {"rows", "first_line"}
     tool_rendering: str | None = None  # how tools reach the model: its chat template, or tunewise's text
     rows_read: int = 0
@@ -64,12 +64,15 @@ class DataReport:
             return self.format
         return f"{self.format} ({self.variant})"
 
-    def note_variant(self, name: str, source: str, fields: dict[str, str], dropped: dict[str, str]) -> None:
-        if name not in self.variants:
-            self.sources[name] = source
-            self.field_mapping.update({k: v for k, v in fields.items() if k not in self.field_mapping})
-            self.field_mapping.update({k: f"dropped: {why}" for k, why in dropped.items()})
-        self.variants[name] = self.variants.get(name, 0) + 1
+    def note_row(self, variant: Any, used: set[str], unused: list[str], line: int | None) -> None:
+        """Count a row read as `variant` (a formats.Variant): the fields it held and those it did not read."""
+        self.variants[variant.name] = self.variants.get(variant.name, 0) + 1
+        self.sources.setdefault(variant.name, variant.source)
+        for path in (p for p in (*variant.fields, *variant.dropped) if p in used):  # in the variant's order
+            if path not in self.field_mapping:
+                dropped = variant.dropped.get(path)
+                self.field_mapping[path] = f"dropped: {dropped}" if dropped else variant.fields.get(path, "")
+        self.note_unused(unused, line)
 
     def note_unused(self, paths: list[str], line: int | None) -> None:
         for path in paths:

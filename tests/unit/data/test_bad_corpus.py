@@ -119,4 +119,4 @@ def test_cli_good_file_exits_0_with_token_stats(bundled_model_dir):
         capture_output=True, text=True, timeout=300, env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "chat (detected)" in result.stdout and "tokens" in result.stdout and "p95" in result.stdout
+    assert "chat (openai), detected" in result.stdout and "tokens" in result.stdout and "p95" in result.stdout
