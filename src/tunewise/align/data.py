@@ -3,6 +3,12 @@
 `tunewise.data.prepare_data` validates, deduplicates and splits the file exactly as for SFT (every
 problem named by file:line and field); this module checks that the rows suit the method and turns
 the normalized records into the conversational rows TRL expects.
+
+Tools reach TRL as they reach supervised training (tunewise.data.chat_view): when the chat template
+renders tools and the trainer passes a row's `tools` column to it (DPO, KTO, reward), messages keep
+their tool calls and the schemas ride along as JSON text; otherwise tools, calls and results are
+written into the messages as tunewise's text. Rows become a `datasets.Dataset` with messages stored
+as JSON, so Arrow never merges the argument objects of different calls into one schema.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from tunewise.data.chat_view import template_renders_tools, text_view
 from tunewise.errors import DataError
 
 Need = Literal["paired", "paired_or_unpaired", "prompts"]
@@ -37,29 +44,47 @@ class AlignData:
     report: Any
 
 
-def _plain(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    # Per-message training weights mean nothing to a preference loss; TRL wants role and content only.
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+_TEMPLATE_KEYS = ("role", "content", "tool_calls", "tool_call_id", "name")
 
 
-def _preference_row(record: dict[str, Any]) -> dict[str, Any]:
-    row = {"prompt": _plain(record["prompt"])}
-    if "chosen" in record:
-        row.update(chosen=_plain(record["chosen"]), rejected=_plain(record["rejected"]))
+def _plain(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Per-message training weights mean nothing to a preference loss; TRL wants what the template reads.
+    return [{k: m[k] for k in _TEMPLATE_KEYS if k in m} for m in messages]
+
+
+def preference_row(record: dict[str, Any], *, native_tools: bool) -> dict[str, Any]:
+    """A normalized preference record as TRL's conversational row (see the module docstring for tools)."""
+    tools = record.get("tools")
+    answers = [k for k in ("chosen", "rejected", "completion") if k in record]
+    if native_tools:
+        row = {"prompt": _plain(record["prompt"]), **{k: _plain(record[k]) for k in answers}}
+        if tools:
+            row["tools"] = json.dumps(tools)
     else:
-        row.update(completion=_plain(record["completion"]), label=bool(record["label"]))
+        row = {"prompt": _plain(text_view(record["prompt"], tools)), **{k: _plain(text_view(record[k], None)) for k in answers}}
+    if "label" in record:
+        row["label"] = bool(record["label"])
     return row
 
 
 def prompt_of(record: dict[str, Any]) -> list[dict[str, str]] | None:
-    """The prompt of a prompt or preference row, or a conversation's messages up to its last user turn."""
+    """The prompt of a prompt or preference row, or a conversation's messages up to its last user turn.
+
+    Samplers take plain messages, so tools and tool calls in it are written as tunewise's text."""
+    tools = row_tool_list(record)
     if "prompt" in record:
-        return _plain(record["prompt"])
+        return _plain(text_view(record["prompt"], tools))
     messages = record.get("messages")
     if not messages:
         return None
     last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
-    return None if last_user is None else _plain(messages[: last_user + 1])
+    return None if last_user is None else _plain(text_view(messages[: last_user + 1], tools))
+
+
+def row_tool_list(row: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A row's tools: a list in normalized records, JSON text in TRL rows (data/validation.jsonl)."""
+    tools = row.get("tools")
+    return json.loads(tools) if isinstance(tools, str) else tools
 
 
 def _unique_prompts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -88,7 +113,7 @@ def _shape_error(method: str, need: Need, found: str, file: str) -> DataError:
     return DataError(f"{file}: method {method} needs {wanted}, but the file holds {found} rows", hint=hint)
 
 
-def load_align_data(spec: Any, tokenizer: Any, method: str, need: Need) -> AlignData:
+def load_align_data(spec: Any, tokenizer: Any, method: str, need: Need, *, row_tools: bool = True) -> AlignData:
     """Validate and split `spec.data` with the data pipeline and shape it for `method`.
 
     Args:
@@ -97,6 +122,8 @@ def load_align_data(spec: Any, tokenizer: Any, method: str, need: Need) -> Align
         method: the method name, for messages.
         need: "paired" (dpo, orpo, reward), "paired_or_unpaired" (kto), "prompts" (ppo, grpo: prompt-only
             rows, or the prompts of preference rows and conversations).
+        row_tools: the method's TRL trainer hands each row's `tools` column to the chat template
+            (DPO, KTO and reward do; ORPO does not, so its tools are written as text).
     Raises DataError naming file:line for invalid rows, or the mismatch between data and method.
     """
     from tunewise.data import prepare_data
@@ -115,8 +142,9 @@ def load_align_data(spec: Any, tokenizer: Any, method: str, need: Need) -> Align
     shape = getattr(prepared.report, "preference_kind", None) or ("paired" if "chosen" in prepared.train[0] else "unpaired")
     if need == "paired" and shape != "paired":
         raise _shape_error(method, need, shape, file)
-    return AlignData([_preference_row(r) for r in prepared.train], [_preference_row(r) for r in prepared.validation],
-                     shape, prepared.report)
+    native = row_tools and template_renders_tools(tokenizer)
+    return AlignData([preference_row(r, native_tools=native) for r in prepared.train],
+                     [preference_row(r, native_tools=native) for r in prepared.validation], shape, prepared.report)
 
 
 def unpair(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -126,9 +154,24 @@ def unpair(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if "chosen" not in row:
             out.append(row)
             continue
-        out.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True})
-        out.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False})
+        extra = {"tools": row["tools"]} if "tools" in row else {}
+        out.append({"prompt": row["prompt"], "completion": row["chosen"], "label": True, **extra})
+        out.append({"prompt": row["prompt"], "completion": row["rejected"], "label": False, **extra})
     return out
+
+
+_MESSAGE_COLUMNS = ("prompt", "chosen", "rejected", "completion")
+
+
+def to_dataset(rows: list[dict[str, Any]]) -> Any:
+    """A `datasets.Dataset` of TRL rows, message columns stored as JSON (exact round trip per row)."""
+    from datasets import Dataset, Features, Json, List, Value
+
+    if not rows:
+        return Dataset.from_list(rows)
+    types = {"label": Value("bool"), "tools": Value("string")}
+    features = Features({k: List(Json()) if k in _MESSAGE_COLUMNS else types[k] for k in rows[0]})
+    return Dataset.from_list(rows, features=features)
 
 
 HELD_OUT_FILES = ("validation.jsonl", "prompts.jsonl")

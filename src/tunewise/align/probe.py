@@ -69,14 +69,19 @@ def _logits(model: Any, batch: dict[str, Any]) -> Any:
 def _encode(rows: list[dict[str, Any]], tokenizer: Any, max_length: int) -> dict[str, Any] | None:
     import torch
 
+    from tunewise.align.data import row_tool_list
+
     sequences, answer_starts = [], []
     for row in rows:
         answer = row.get("chosen") or row.get("completion")
         if not answer:
             continue
+        tools = row_tool_list(row)
+        extra = {"tools": tools} if tools else {}  # as the trainer renders the row
         prompt_ids = tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True,
-                                                   return_dict=True)["input_ids"]
-        full_ids = tokenizer.apply_chat_template(row["prompt"] + answer, tokenize=True, return_dict=True)["input_ids"]
+                                                   return_dict=True, **extra)["input_ids"]
+        full_ids = tokenizer.apply_chat_template(row["prompt"] + answer, tokenize=True, return_dict=True,
+                                                 **extra)["input_ids"]
         sequences.append(list(full_ids)[:max_length])
         answer_starts.append(min(len(prompt_ids), max_length))
     if not sequences:

@@ -40,7 +40,8 @@ MakeTrainer = Callable[[AlignJob, AlignData, list], Any]
 
 
 def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeTrainer, kl_probe: bool = True,
-                evaluate: bool = True, kl_warn: float | None = None, renames: dict[str, str] | None = None) -> Any:
+                evaluate: bool = True, kl_warn: float | None = None, renames: dict[str, str] | None = None,
+                row_tools: bool = True) -> Any:
     """Train `spec` with the TRL trainer `make_trainer` builds and fill `run_dir`.
 
     Args:
@@ -49,6 +50,7 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         evaluate: compute validation metrics at each checkpoint (make_trainer must pass the eval set).
         kl_warn: nats of KL past which a warning is printed and recorded.
         renames: method-specific metric names (TRL name -> tunewise name).
+        row_tools: the trainer hands each row's tools to the chat template (see align.data.load_align_data).
     Returns a tunewise.train.run.RunResult.
     """
     from tunewise.align.callbacks import RunDirCallback
@@ -63,7 +65,7 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     base_dir = resolve_base_model(spec.base_model)
     job = AlignJob(spec, run_dir, spec.method_config(), resolve_device_policy(spec.train.device, spec.train.precision),
                    base_dir, load_tokenizer(base_dir))
-    data = load_align_data(spec, job.tokenizer, spec.method.name, need)
+    data = load_align_data(spec, job.tokenizer, spec.method.name, need, row_tools=row_tools)
     write_data_files(run_dir, data)
     console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
     require_fit(spec, base_dir, job.policy)

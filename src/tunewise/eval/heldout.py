@@ -26,7 +26,7 @@ class Encoded:
 
 
 def read_records(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    """The first `limit` records of a normalized JSONL file ({"messages": [...]} or {"text": ...})."""
+    """The first `limit` records of a normalized JSONL file ({"messages": [...]}, {"text": ...} or {"segments": [...]})."""
     if not path.is_file():
         raise EvalError(f"{path}: held-out data not found", hint="the data stage writes <run>/data/validation.jsonl")
     records: list[dict[str, Any]] = []
@@ -55,20 +55,27 @@ def read_records(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
 def as_scored_record(record: dict[str, Any]) -> dict[str, Any] | None:
     """Conversation or text records as they are; preference records as prompt + preferred answer;
     None for an undesirable (KTO label false) completion, which is no reference answer."""
-    if "messages" in record or "text" in record:
+    if "messages" in record or "text" in record or "segments" in record:
         return record
+    tools = record.get("tools")
+    tools = json.loads(tools) if isinstance(tools, str) else tools  # alignment rows hold them as JSON text
+    extra = {"tools": tools} if tools else {}
     if "prompt" in record and "chosen" in record:
-        return {"messages": list(record["prompt"]) + list(record["chosen"])}
+        return {"messages": list(record["prompt"]) + list(record["chosen"]), **extra}
     if "prompt" in record and "completion" in record:
-        return {"messages": list(record["prompt"]) + list(record["completion"])} if record.get("label") else None
-    raise EvalError("a held-out record has none of 'messages', 'text', or 'prompt' with 'chosen' / 'completion'")
+        return {"messages": list(record["prompt"]) + list(record["completion"]), **extra} if record.get("label") else None
+    raise EvalError("a held-out record has none of 'messages', 'text', 'segments', or 'prompt' with 'chosen' / "
+                    "'completion'")
 
 
 def prompt_and_reference(record: dict[str, Any]) -> tuple[list[dict[str, str]], str] | None:
     """Conversation up to the last assistant turn, and that turn's text; None for raw-text records."""
+    from tunewise.data.chat_view import text_view
+
     messages = record.get("messages")
     if not messages or messages[-1].get("role") != "assistant":
         return None
+    messages = text_view(messages, record.get("tools"))  # tool calls and results as text, in both prompt and reference
     prompt = [{"role": m["role"], "content": m["content"]} for m in messages[:-1]]  # drop training-only keys
     return prompt, messages[-1]["content"]
 

@@ -47,8 +47,9 @@ def dpo_warnings(cfg: DpoConfig) -> list[str]:
 
 
 def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
+
+    from tunewise.align.data import to_dataset
 
     cfg: DpoConfig = job.cfg
     loss_types = [cfg.loss_type] + (["sft"] if cfg.sft_weight else [])
@@ -59,8 +60,8 @@ def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
     job.ref_model = None if cfg.adapter != "none" else load_frozen_reference(job.base_dir, job.policy)
     trainer = DPOTrainer(
         model=model, ref_model=job.ref_model, args=args, processing_class=job.tokenizer,
-        train_dataset=Dataset.from_list(data.train),
-        eval_dataset=Dataset.from_list(data.validation) if data.validation else None,
+        train_dataset=to_dataset(data.train),
+        eval_dataset=to_dataset(data.validation) if data.validation else None,
         peft_config=peft_config_for(cfg), callbacks=callbacks,
     )
     restore_adapter_dtype(trainer.model, job.policy)

@@ -37,10 +37,9 @@ class KtoConfig(AlignOptions):
 
 
 def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
-    from datasets import Dataset
     from trl import KTOConfig, KTOTrainer
 
-    from tunewise.align.data import unpair
+    from tunewise.align.data import to_dataset, unpair
 
     cfg: KtoConfig = job.cfg
     if job.spec.train.micro_batch_size < 2:
@@ -53,8 +52,8 @@ def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
     job.ref_model = None if cfg.adapter != "none" else load_frozen_reference(job.base_dir, job.policy)
     trainer = KTOTrainer(
         model=model, ref_model=job.ref_model, args=args, processing_class=job.tokenizer,
-        train_dataset=Dataset.from_list(unpair(data.train)),
-        eval_dataset=Dataset.from_list(unpair(data.validation)) if data.validation else None,
+        train_dataset=to_dataset(unpair(data.train)),
+        eval_dataset=to_dataset(unpair(data.validation)) if data.validation else None,
         peft_config=peft_config_for(cfg), callbacks=callbacks,
     )
     restore_adapter_dtype(trainer.model, job.policy)

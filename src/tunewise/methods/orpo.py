@@ -32,11 +32,11 @@ class OrpoConfig(AlignOptions):
 def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
     import warnings
 
-    from datasets import Dataset
-
     with warnings.catch_warnings():  # "experimental" notice: tunewise pins the TRL API it uses
         warnings.simplefilter("ignore")
         from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    from tunewise.align.data import to_dataset
 
     cfg: OrpoConfig = job.cfg
     args = trl_config(ORPOConfig, job.spec, job.run_dir, job.policy, beta=cfg.beta,
@@ -45,8 +45,8 @@ def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
     job.ref_model = None  # reference-free: with an adapter the probe still measures KL to the base
     trainer = ORPOTrainer(
         model=model, args=args, processing_class=job.tokenizer,
-        train_dataset=Dataset.from_list(data.train),
-        eval_dataset=Dataset.from_list(data.validation) if data.validation else None,
+        train_dataset=to_dataset(data.train),
+        eval_dataset=to_dataset(data.validation) if data.validation else None,
         peft_config=peft_config_for(cfg), callbacks=callbacks,
     )
     restore_adapter_dtype(trainer.model, job.policy)
@@ -56,7 +56,8 @@ def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
 def train(spec: Any, run_dir: Any) -> Any:
     from tunewise.align.session import run_trl_job
 
-    return run_trl_job(spec, run_dir, need="paired", make_trainer=make_trainer)
+    # TRL's ORPO trainer does not hand a row's tools to the chat template: tools are written as text.
+    return run_trl_job(spec, run_dir, need="paired", make_trainer=make_trainer, row_tools=False)
 
 
 METHOD = register_method(

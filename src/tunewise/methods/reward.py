@@ -51,9 +51,10 @@ def load_reward_base(base_dir: Any, policy: Any, cfg: AlignOptions, *, seed: int
 
 
 def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
-    from datasets import Dataset
     from trl import RewardConfig as TrlRewardConfig
     from trl import RewardTrainer
+
+    from tunewise.align.data import to_dataset
 
     cfg: RewardConfig = job.cfg
     args = trl_config(TrlRewardConfig, job.spec, job.run_dir, job.policy, max_length=job.spec.data.max_length,
@@ -61,8 +62,8 @@ def make_trainer(job: Any, data: Any, callbacks: list) -> Any:
     model = load_reward_base(job.base_dir, job.policy, cfg, seed=job.spec.train.seed, tokenizer=job.tokenizer)
     trainer = RewardTrainer(
         model=model, args=args, processing_class=job.tokenizer,
-        train_dataset=Dataset.from_list(data.train),
-        eval_dataset=Dataset.from_list(data.validation) if data.validation else None,
+        train_dataset=to_dataset(data.train),
+        eval_dataset=to_dataset(data.validation) if data.validation else None,
         peft_config=peft_config_for(cfg, task_type="SEQ_CLS"), callbacks=callbacks,
     )
     restore_adapter_dtype(trainer.model, job.policy)
