@@ -63,6 +63,12 @@ class Variant:
         """Length of the longest of this variant's signatures the row holds in full; 0 for none."""
         return max((len(sig) for sig in self.signatures if holds(row, sig)), default=0)
 
+    def match(self, row: dict[str, Any]) -> tuple[int, int]:
+        """(signature held in full, most signature keys present): the variant a row is closest to.
+        A broken row missing one key is still read as the variant it nearly is, so its error names that key."""
+        partial = max(sum(row.get(key) is not None for key in sig) for sig in self.signatures)
+        return self.held_length(row), partial
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "source": self.source, "keys": [list(sig) for sig in self.signatures], "shape": self.shape,
                 "methods": list(SHAPE_METHODS[self.shape]), "fields": dict(self.fields), "dropped": dict(self.dropped),
@@ -100,11 +106,10 @@ class RowFormat:
         raise KeyError(f"format {self.name!r} has no variant {name!r}")
 
     def variant_of(self, row: dict[str, Any]) -> Variant:
-        """The variant a row is read as (the first variant when it holds none of the signatures)."""
+        """The variant a row is read as: its own choice, else the closest by signature (the first on a tie)."""
         if self.choose_variant is not None:
             return self.variant(self.choose_variant(row))
-        best = max(self.variants, key=lambda v: v.held_length(row))  # the first of equals wins
-        return best if best.held_length(row) else self.variants[0]
+        return max(self.variants, key=lambda v: v.match(row))  # the first of equals wins
 
     def normalize(self, row: dict[str, Any]) -> dict[str, Any]:
         """The normalized record of one raw row; FieldError naming the field when it is invalid."""

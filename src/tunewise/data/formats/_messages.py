@@ -30,6 +30,10 @@ class Dialect:
     content_key: str = "content"
     weight_key: str = "weight"
 
+    def shown(self, role: str) -> str:
+        """Our role name as this source writes it, for messages (ShareGPT's tool result is an observation)."""
+        return next((theirs for theirs, ours in self.roles.items() if ours == role), role)
+
 
 OPENAI = Dialect({"system": "system", "developer": "system", "user": "user", "assistant": "assistant",
                   "tool": "tool", "function": "tool"})
@@ -188,13 +192,15 @@ def _tool_result_ids(item: dict[str, Any], where: str, *, named: bool) -> dict[s
     return out
 
 
-def check_turn_order(messages: list[dict[str, Any]], field: str, *, last: str = "assistant") -> None:
+def check_turn_order(messages: list[dict[str, Any]], field: str, *, last: str = "assistant",
+                     dialect: Dialect | None = None) -> None:
     """Optional leading system, then user/assistant alternating from user, ending with `last`.
 
     Tool results follow an assistant turn that makes tool calls (one result per call at most, each
     naming a call of that turn when ids are given), and the assistant speaks again after them. A
     conversation may end with a tool-call turn; a prompt (last="user") may end with tool results.
     """
+    dialect = dialect or OPENAI
     start = 1 if messages and messages[0]["role"] == "system" else 0
     if len(messages) == start:
         raise FieldError(field, "has only a system message")
@@ -204,16 +210,16 @@ def check_turn_order(messages: list[dict[str, Any]], field: str, *, last: str = 
         message = messages[i]
         role = message["role"]
         if role not in expected:
-            raise FieldError(f"{field}[{i}].role", _order_reason(messages, i, start, expected, role))
+            raise FieldError(f"{field}[{i}].{dialect.role_key}", _order_reason(messages, i, start, expected, dialect))
         if role == "tool":
-            _match_result(message, pending, f"{field}[{i}]")
+            _match_result(message, pending, f"{field}[{i}]", dialect)
         pending = list(message.get("tool_calls") or []) if role == "assistant" else pending
         expected = _next_roles(message)
     end = messages[-1]["role"]
     allowed = ("user", "tool") if last == "user" else (last,)
     if end not in allowed:
-        raise FieldError(f"{field}[{len(messages) - 1}].role",
-                         f"the conversation must end with a turn by {last!r}, got {end!r}")
+        raise FieldError(f"{field}[{len(messages) - 1}].{dialect.role_key}", "the conversation must end with a turn "
+                         f"by {dialect.shown(last)!r}, got {dialect.shown(end)!r}")
 
 
 def _next_roles(message: dict[str, Any]) -> tuple[str, ...]:
@@ -224,21 +230,21 @@ def _next_roles(message: dict[str, Any]) -> tuple[str, ...]:
     return ("tool", "assistant")  # after a tool result: more results, or the assistant goes on
 
 
-def _order_reason(messages: list[dict[str, Any]], i: int, start: int, expected: tuple[str, ...], role: str) -> str:
-    wanted = " or ".join(repr(r) for r in expected)
+def _order_reason(messages: list[dict[str, Any]], i: int, start: int, expected: tuple[str, ...], dialect: Dialect) -> str:
+    wanted = " or ".join(repr(dialect.shown(r)) for r in expected)
     previous = messages[i - 1] if i > 0 else None
     if i == start:
         where = "first turn after the system message" if start else "first turn"
     elif previous is not None and previous.get("tool_calls"):
         where = "turn after an assistant tool call (its results)"
     else:
-        where = f"turn after {previous['role']!r}"
-    return f"expected {wanted} as the {where}, got {role!r}"
+        where = f"turn after {dialect.shown(previous['role'])!r}"
+    return f"expected {wanted} as the {where}, got {dialect.shown(messages[i]['role'])!r}"
 
 
-def _match_result(message: dict[str, Any], pending: list[dict[str, Any]], where: str) -> None:
+def _match_result(message: dict[str, Any], pending: list[dict[str, Any]], where: str, dialect: Dialect) -> None:
     if not pending:
-        raise FieldError(f"{where}.role", "more tool results than the assistant turn before them made calls")
+        raise FieldError(f"{where}.{dialect.role_key}", "more tool results than the assistant turn before them made calls")
     call_id = message.get("tool_call_id")
     ids = [call.get("id") for call in pending]
     if call_id is not None and any(ids):

@@ -27,7 +27,7 @@ def prompt_messages(value: Any, field: str = "prompt", dialect: Dialect = OPENAI
     if isinstance(value, str):
         return [{"role": "user", "content": text_field(value, field)}]
     messages = message_list(value, field, dialect)
-    check_turn_order(messages, field, last="user")
+    check_turn_order(messages, field, last="user", dialect=dialect)
     return messages
 
 
@@ -46,7 +46,8 @@ def answer_messages(value: Any, field: str, dialect: Dialect = OPENAI) -> list[d
         where = [f"{field}[{i}]" for i in range(len(messages))]
     for message, place in zip(messages, where):
         if message["role"] != "assistant":
-            raise FieldError(f"{place}.{dialect.role_key}", f"answers hold assistant messages only, got {message['role']!r}")
+            raise FieldError(f"{place}.{dialect.role_key}", f"answers hold {dialect.shown('assistant')} messages only, "
+                             f"got {dialect.shown(message['role'])!r}")
         message.pop("weight", None)  # a preference loss trains the whole answer; a weight would mean nothing here
     return messages
 
@@ -71,9 +72,9 @@ def _bool(value: Any, field: str) -> bool:
 
 
 def paired(prompt: list[dict[str, Any]], chosen: list[dict[str, Any]], rejected: list[dict[str, Any]],
-           tools: list[dict[str, Any]], rejected_field: str = "rejected") -> dict[str, Any]:
+           tools: list[dict[str, Any]], fields: tuple[str, str] = ("chosen", "rejected")) -> dict[str, Any]:
     if chosen == rejected:
-        raise FieldError(rejected_field, "is identical to chosen; the pair teaches nothing")
+        raise FieldError(fields[1], f"is identical to {fields[0]}; the pair teaches nothing")
     for name, answer in (("chosen", chosen), ("rejected", rejected)):
         check_calls_declared(prompt + answer, tools, f"prompt + {name}")
     record = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
@@ -87,19 +88,20 @@ def unpaired(prompt: list[dict[str, Any]], completion: list[dict[str, Any]], lab
     return {**record, "tools": tools} if tools else record
 
 
-def split_conversation(messages: list[dict[str, Any]], field: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split_conversation(messages: list[dict[str, Any]], field: str,
+                       dialect: Dialect = OPENAI) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A whole conversation -> (prompt, answer): the answer is its final run of assistant turns
     (tool calls and their results before it stay in the prompt)."""
     start = len(messages)
     while start > 0 and messages[start - 1]["role"] == "assistant":
         start -= 1
     if start == len(messages):
-        raise FieldError(f"{field}[{len(messages) - 1}].role",
-                         f"the conversation must end with the answer, a turn by 'assistant', got {messages[-1]['role']!r}")
+        raise FieldError(f"{field}[{len(messages) - 1}].{dialect.role_key}", "the conversation must end with the answer, "
+                         f"a turn by {dialect.shown('assistant')!r}, got {dialect.shown(messages[-1]['role'])!r}")
     if start == 0:
         raise FieldError(field, "has no prompt before the answer")
     prompt = messages[:start]
-    check_turn_order(prompt, field, last="user")
+    check_turn_order(prompt, field, last="user", dialect=dialect)
     return prompt, messages[start:]
 
 
@@ -114,7 +116,7 @@ def split_implicit(chosen: list[dict[str, Any]], rejected: list[dict[str, Any]],
     while shared < min(len(chosen), len(rejected)) and chosen[shared] == rejected[shared]:
         shared += 1
     if shared == len(chosen) == len(rejected):
-        raise FieldError(rejected_field, "is identical to chosen; the pair teaches nothing")
+        raise FieldError(rejected_field, f"is identical to {chosen_field}; the pair teaches nothing")
     if shared == 0:
         raise FieldError(chosen_field, f"{chosen_field} and {rejected_field} share no prompt: they differ from their "
                          "first message (an implicit prompt is the messages both start with)")

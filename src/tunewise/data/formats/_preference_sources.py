@@ -51,7 +51,7 @@ def openai_pair(row: dict[str, Any]) -> dict[str, Any]:
         raise FieldError(f"input.{err.field}", err.reason) from None
     chosen = answer_messages(require(row, "preferred_output"), "preferred_output")
     rejected = answer_messages(require(row, "non_preferred_output"), "non_preferred_output")
-    return paired(prompt, chosen, rejected, tools, rejected_field="non_preferred_output")
+    return paired(prompt, chosen, rejected, tools, ("preferred_output", "non_preferred_output"))
 
 
 def sharegpt_pair(row: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def v1_pair(row: dict[str, Any]) -> dict[str, Any]:
     chosen = message_list(require(row, "chosen_messages"), "chosen_messages", LLAMA_FACTORY)
     rejected = message_list(require(row, "rejected_messages"), "rejected_messages", LLAMA_FACTORY)
     prompt, chosen, rejected = split_implicit(chosen, rejected, "chosen_messages", "rejected_messages")
-    return paired(prompt, chosen, rejected, row_tools(row), rejected_field="rejected_messages")
+    return paired(prompt, chosen, rejected, row_tools(row), ("chosen_messages", "rejected_messages"))
 
 
 def kto_messages(row: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def kto_sharegpt(row: dict[str, Any]) -> dict[str, Any]:
 def _kto_conversation(row: dict[str, Any], key: str, dialect: Dialect) -> dict[str, Any]:
     label = label_value(row)  # first: a KTO row without a usable label must not pass as anything else
     messages = system_key(row, message_list(require(row, key), key, dialect))
-    prompt, completion = split_conversation(messages, key)
+    prompt, completion = split_conversation(messages, key, dialect)
     for message in completion:
         message.pop("weight", None)
     return unpaired(prompt, completion, label, row_tools(row))

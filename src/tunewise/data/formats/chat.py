@@ -32,7 +32,7 @@ def conversation(row: dict[str, Any], key: str, dialect: Dialect) -> dict[str, A
     """The conversation record of a row holding a message list under `key` (also used by sharegpt)."""
     messages = system_key(row, message_list(require(row, key), key, dialect))
     tools = row_tools(row)
-    check_turn_order(messages, key)
+    check_turn_order(messages, key, dialect=dialect)
     check_something_to_learn(messages, key)
     check_calls_declared(messages, tools, key)
     return {"messages": messages, "tools": tools} if tools else {"messages": messages}
