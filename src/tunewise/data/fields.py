@@ -29,10 +29,10 @@ MEANINGFUL: dict[str, str] = {
 }
 # Where a refused field belongs, when another format reads it.
 _READ_BY = {
-    "label": "labelled rows are KTO data (format preference: messages + label, prompt + completion + label)",
-    "kto_tag": "labelled rows are KTO data (format preference)",
-    "chosen": "pairs are format preference", "rejected": "pairs are format preference",
-    "tools": "tool rows are format chat (messages + tools), sharegpt, completion or preference",
+    "label": "labelled rows are KTO data, which format preference reads (messages + label, prompt + completion + label)",
+    "kto_tag": "labelled rows are KTO data, which format preference reads",
+    "chosen": "pairs are read by format preference", "rejected": "pairs are read by format preference",
+    "tools": "formats chat, sharegpt, completion and preference read tools",
 }
 _BOOL_TEXT = ("true", "false")
 
@@ -64,7 +64,7 @@ def refuse_meaningful(unused: dict[str, Any], fmt: RowFormat, variant: Variant) 
             continue
         where = _READ_BY.get(name)
         reason = (f"{why}, but {fmt.name} ({variant.name}) rows do not read {name!r}; ignoring it would change "
-                  "what the row means" + (f" ({where})" if where else ""))
+                  "what the row means" + (f"; {where}" if where else ""))
         raise FieldError(path, reason)
 
 
