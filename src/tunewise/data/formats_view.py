@@ -23,7 +23,9 @@ _TRAINS = {
 def render_formats(formats: list[dict[str, Any]], console: Console) -> None:
     """One row per variant: format, variant, who writes that shape, its identifying keys, the methods."""
     table = Table(show_lines=False, pad_edge=False)
-    for column in ("format", "variant", "source", "keys", "trains"):
+    table.add_column("format", no_wrap=True)
+    table.add_column("variant", no_wrap=True)  # names are what --format users look up: keep them whole
+    for column in ("source", "keys", "trains"):
         table.add_column(column, overflow="fold")
     for fmt in formats:
         for i, variant in enumerate(fmt["variants"]):

@@ -53,7 +53,7 @@ class TrainingSession:
         (self.run_dir / "data_report.json").write_text(json.dumps(prepared.report.to_dict(), indent=2, default=str))
         self._write_validation_records(prepared)
         console.print(
-            f"data: format [bold]{prepared.format}[/], {len(prepared.train)} train / "
+            f"data: format [bold]{prepared.report.format_label or prepared.format}[/], {len(prepared.train)} train / "
             f"{len(prepared.validation)} validation examples"
         )
         return prepared

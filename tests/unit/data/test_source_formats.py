@@ -179,3 +179,19 @@ def test_a_label_on_a_minority_of_rows_is_refused_not_ignored():
     data = read_dataset(SHAPES / "chat_one_labelled_row.jsonl")
     assert len(data.records) == 2 and all("label" not in r for r in data.records)
     assert data.report.errors[0].line == 3
+
+
+def test_cli_lists_formats_and_variants(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["data", "formats", "--json"])
+    assert exited.value.code == 0
+    listed = {f["name"]: [v["name"] for v in f["variants"]] for f in json.loads(capsys.readouterr().out)}
+    assert listed["preference"][:3] == ["trl", "trl implicit prompt", "openai"] and "tools" in listed["chat"]
+    assert set(listed) == set(FORMAT_NAMES)
+    with pytest.raises(SystemExit):
+        main(["data", "formats", "chat"])
+    detail = capsys.readouterr().out
+    assert "messages[].tool_calls" in detail and "parallel_tool_calls" in detail and "example:" in detail
+    with pytest.raises(SystemExit):
+        main(["data", "formats"])
+    assert "llama-factory kto" in capsys.readouterr().out
