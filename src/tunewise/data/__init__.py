@@ -1,12 +1,15 @@
 """The data pipeline: load, detect, validate, deduplicate, split, template, tokenize and pack.
 
 Normalized records (plain dicts):
-    conversation  {"messages": [{"role": "system"|"user"|"assistant", "content": str, "weight"?: 0|1}]}
+    conversation  {"messages": [{"role": "system"|"user"|"assistant"|"tool", "content": str, "weight"?: 0|1,
+                                 "tool_calls"?: [...], "tool_call_id"?: str, "name"?: str}], "tools"?: [...]}
                   from chat, sharegpt, alpaca and completion rows
-    text          {"text": str}
-    preference    {"prompt": [messages], "chosen": [assistant messages], "rejected": [...]}  (paired)
-                  {"prompt": [messages], "completion": [assistant messages], "label": bool}  (unpaired, KTO)
+    text          {"text": str}, or {"segments": [{"text": str, "label": bool}]} (Axolotl's input_output)
+    preference    {"prompt": [messages], "chosen": [assistant messages], "rejected": [...], "tools"?}  (paired)
+                  {"prompt": [messages], "completion": [assistant messages], "label": bool, "tools"?}  (unpaired, KTO)
     prompt        {"prompt": [messages ending with a user turn]}  (PPO, GRPO sample the answers)
+Each format reads several source shapes (its variants: OpenAI, TRL, LLaMA-Factory, Axolotl); see
+tunewise.data.formats and `tunewise data formats`.
 Tokenized examples: {"input_ids": [int], "labels": [int]}; packed ones add "position_ids".
 """
 
