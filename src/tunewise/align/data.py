@@ -7,8 +7,8 @@ the normalized records into the conversational rows TRL expects.
 Tools reach TRL as they reach supervised training (tunewise.data.chat_view): when the chat template
 renders tools and the trainer passes a row's `tools` column to it (DPO, KTO, reward), messages keep
 their tool calls and the schemas ride along as JSON text; otherwise tools, calls and results are
-written into the messages as tunewise's text. Rows become a `datasets.Dataset` with messages stored
-as JSON, so Arrow never merges the argument objects of different calls into one schema.
+written into the messages as tunewise's text. Rows with tool calls become a `datasets.Dataset` with
+messages stored as JSON, so Arrow never merges the argument objects of different calls into one schema.
 """
 
 from __future__ import annotations
@@ -164,10 +164,17 @@ _MESSAGE_COLUMNS = ("prompt", "chosen", "rejected", "completion")
 
 
 def to_dataset(rows: list[dict[str, Any]]) -> Any:
-    """A `datasets.Dataset` of TRL rows, message columns stored as JSON (exact round trip per row)."""
+    """A `datasets.Dataset` of TRL rows.
+
+    Rows whose messages carry tool calls (tools rendered by the template) store their message
+    columns as JSON: Arrow would otherwise merge the argument objects of all calls into one struct
+    and hand every call the other calls' argument names as nulls. Plain rows keep Arrow's own
+    types, which trainers that rewrite those columns in place (ORPO renders them to text) need.
+    """
     from datasets import Dataset, Features, Json, List, Value
 
-    if not rows:
+    calls = any(m.get("tool_calls") for row in rows for k in _MESSAGE_COLUMNS for m in row.get(k) or [])
+    if not calls:
         return Dataset.from_list(rows)
     types = {"label": Value("bool"), "tools": Value("string")}
     features = Features({k: List(Json()) if k in _MESSAGE_COLUMNS else types[k] for k in rows[0]})

@@ -95,3 +95,45 @@ def test_read_prompts_names_the_bad_line(tmp_path):
     with pytest.raises(DataError) as caught:
         read_prompts(rows)
     assert "prompts.jsonl:2" in caught.value.message and "prompts.jsonl:3" in caught.value.message
+
+
+def test_rows_with_tool_calls_keep_each_calls_own_arguments():
+    """Arrow would merge the argument objects of all calls into one struct (nulls for the others' keys)."""
+    from tunewise.align.data import to_dataset
+
+    def call(name, arguments):
+        return [{"role": "assistant", "content": "", "tool_calls": [
+            {"type": "function", "function": {"name": name, "arguments": arguments}}]}]
+
+    rows = [{"prompt": [{"role": "user", "content": "q"}], "chosen": call("a", {"city": "Oslo"}),
+             "rejected": [{"role": "assistant", "content": "no"}], "tools": "[]"},
+            {"prompt": [{"role": "user", "content": "q"}], "chosen": call("b", {"count": 2}),
+             "rejected": [{"role": "assistant", "content": "no"}], "tools": "[]"}]
+    dataset = to_dataset(rows)
+    assert [dataset[i] for i in range(2)] == rows
+    plain = to_dataset([{"prompt": [{"role": "user", "content": "q"}], "completion": [{"role": "assistant", "content": "a"}],
+                         "label": True}])
+    assert plain[0]["label"] is True and plain[0]["prompt"] == [{"role": "user", "content": "q"}]
+
+
+def test_tools_reach_trl_through_a_template_that_renders_them(tiny_model_dir, tokenizer):
+    """DPO, KTO and reward rows keep tool calls and a tools column; ORPO's (row_tools=False) get text."""
+    import copy
+
+    from tunewise.align.probe import KLProbe
+
+    shapes = FIXTURES.parent / "data" / "formats"
+    native = copy.deepcopy(tokenizer)
+    native.chat_template = (shapes / "tool_template.jinja").read_text(encoding="utf-8")
+    spec = load_spec(raw=align_spec(tiny_model_dir, shapes / "openai_preference.jsonl", "dpo"))
+    spec.data.max_length = 512
+
+    def tool_row(data):
+        return next(r for r in data.train + data.validation if r["prompt"][-1]["content"] == "Weather in Cork?")
+
+    row = tool_row(load_align_data(spec, native, "dpo", "paired"))
+    assert json.loads(row["tools"])[0]["function"]["name"] == "get_weather"
+    assert row["chosen"][0]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": {"city": "Cork"}}
+    assert KLProbe([row], native, max_length=512).batch is not None  # the probe renders the row as the trainer does
+    text = tool_row(load_align_data(spec, native, "orpo", "paired", row_tools=False))
+    assert "tools" not in text and text["chosen"][0]["content"].startswith("<tool_call>")
