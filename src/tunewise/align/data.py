@@ -61,7 +61,8 @@ def preference_row(record: dict[str, Any], *, native_tools: bool) -> dict[str, A
         if tools:
             row["tools"] = json.dumps(tools)
     else:
-        row = {"prompt": _plain(text_view(record["prompt"], tools)), **{k: _plain(text_view(record[k], None)) for k in answers}}
+        row = {"prompt": _plain(text_view(record["prompt"], tools)),
+               **{k: _plain(text_view(record[k], None)) for k in answers}}
     if "label" in record:
         row["label"] = bool(record["label"])
     return row

@@ -76,7 +76,8 @@ def validate(
 
 @data_app.command("formats", rich_help_panel=_panels.DATA)
 def formats(
-    name: FormatName | None = typer.Argument(None, help="Show one format's variants in full: fields, dropped fields, an example row."),
+    name: FormatName | None = typer.Argument(
+        None, help="Show one format's variants in full: fields, dropped fields, an example row."),
     as_json: bool = typer.Option(False, "--json", help="Print every format and variant as JSON."),
 ) -> None:
     """List the data formats and their variants: who writes each shape, its keys, the methods that train on it."""

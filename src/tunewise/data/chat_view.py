@@ -34,7 +34,8 @@ _PROBE_TOOLS = [{"type": "function", "function": {
 _PROBE_MESSAGES = [
     {"role": "user", "content": "Probe?"},
     {"role": "assistant", "content": "", "tool_calls": [
-        {"type": "function", "id": "call_0", "function": {"name": "tunewise_probe", "arguments": {"x": f"{_PROBE_MARK}-arg"}}}]},
+        {"type": "function", "id": "call_0",
+         "function": {"name": "tunewise_probe", "arguments": {"x": f"{_PROBE_MARK}-arg"}}}]},
     {"role": "tool", "tool_call_id": "call_0", "content": f"{_PROBE_MARK}-result"},
     {"role": "assistant", "content": "Done."},
 ]

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-
 # What each shape trains, in a table cell; --json lists every method name.
 _TRAINS = {
     "conversation": "SFT methods; ppo, grpo take its prompts",

@@ -111,8 +111,8 @@ def test_rows_with_tool_calls_keep_each_calls_own_arguments():
              "rejected": [{"role": "assistant", "content": "no"}], "tools": "[]"}]
     dataset = to_dataset(rows)
     assert [dataset[i] for i in range(2)] == rows
-    plain = to_dataset([{"prompt": [{"role": "user", "content": "q"}], "completion": [{"role": "assistant", "content": "a"}],
-                         "label": True}])
+    plain = to_dataset([{"prompt": [{"role": "user", "content": "q"}],
+                         "completion": [{"role": "assistant", "content": "a"}], "label": True}])
     assert plain[0]["label"] is True and plain[0]["prompt"] == [{"role": "user", "content": "q"}]
 
 

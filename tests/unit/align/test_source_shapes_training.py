@@ -40,7 +40,8 @@ def test_kto_step_on_llama_factory_labelled_rows(tiny_model_dir, monkeypatch):
     assert result.state == "completed" and result.steps == 1
 
     report = json.loads((result.run_dir / "data_report.json").read_text())
-    assert (report["format"], report["variant"], report["preference_kind"]) == ("preference", "llama-factory kto", "unpaired")
+    read_as = (report["format"], report["variant"], report["preference_kind"])
+    assert read_as == ("preference", "llama-factory kto", "unpaired")
     # Every label in the file reaches the trainer with its own answer: none is dropped or read as SFT.
     in_file = {r["completion"][0]["content"]: r["label"] for r in read_dataset(path).records}
     rows, dataset = seen["data"].train, seen["trainer"].train_dataset

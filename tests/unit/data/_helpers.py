@@ -21,3 +21,21 @@ def chat_row(question: str, answer: str) -> dict:
 def labelled_text(tokenizer, example: dict) -> str:
     """Decode only the tokens that carry a label."""
     return tokenizer.decode([t for t, label in zip(example["input_ids"], example["labels"]) if label != -100])
+
+
+def labelled_token_runs(example: dict) -> list[list[int]]:
+    """The runs of consecutive labelled tokens (each label equal to its token)."""
+    runs, current = [], []
+    for token, label in zip(example["input_ids"], example["labels"]):
+        if label != -100:
+            assert label == token
+            current.append(token)
+        elif current:
+            runs.append(current)
+            current = []
+    return runs + ([current] if current else [])
+
+
+def labelled_runs(tokenizer, example: dict) -> list[str]:
+    """The text of each run of consecutive labelled tokens."""
+    return [tokenizer.decode(run) for run in labelled_token_runs(example)]

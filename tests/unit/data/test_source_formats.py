@@ -2,7 +2,8 @@
 
 tests/fixtures/data/formats/expected.json describes each fixture (or fixture + forced format): the
 format and variant it is read as, rows read and kept, the row errors (line, field, a phrase of the
-reason; all of them, or the first ones and `error_count`), and the fields reported unused. Each runs through the Python API and through the CLI.
+reason; all of them, or the first ones and `error_count`), and the fields reported unused. Each runs
+through the Python API and through the CLI.
 """
 
 from __future__ import annotations
@@ -120,7 +121,8 @@ def test_openai_tool_rows_normalize_to_template_shapes():
     call = records[0]["messages"][2]
     assert call == {"role": "assistant", "content": "", "tool_calls": [
         {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}, "id": "call_0"}]}
-    assert records[0]["messages"][3] == {"role": "tool", "content": '{"temp_c": 10, "sky": "rain"}', "tool_call_id": "call_0"}
+    result = {"role": "tool", "content": '{"temp_c": 10, "sky": "rain"}', "tool_call_id": "call_0"}
+    assert records[0]["messages"][3] == result
     assert [t["function"]["name"] for t in records[0]["tools"]] == ["get_weather", "get_time"]
     legacy = records[8]  # functions + function_call + role function
     assert legacy["tools"][0]["function"]["name"] == "get_time"
@@ -169,9 +171,11 @@ def test_llama_factory_tool_roles_and_parts():
     sharegpt = read_dataset(SHAPES / "llama_factory_sharegpt_tools.json").records[1]
     roles = [m["role"] for m in sharegpt["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "tool", "assistant"]
-    assert [c["function"]["arguments"] for c in sharegpt["messages"][2]["tool_calls"]] == [{"city": "Pune"}, {"city": "Oslo"}]
+    calls = sharegpt["messages"][2]["tool_calls"]
+    assert [c["function"]["arguments"] for c in calls] == [{"city": "Pune"}, {"city": "Oslo"}]
     v1 = read_dataset(SHAPES / "llama_factory_v1.jsonl").records
-    assert v1[1]["messages"][1]["weight"] == 0 and v1[2]["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert v1[1]["messages"][1]["weight"] == 0
+    assert v1[2]["messages"][1]["tool_calls"][0]["function"]["name"] == "get_weather"
 
 
 def test_a_label_on_a_minority_of_rows_is_refused_not_ignored():

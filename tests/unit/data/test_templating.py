@@ -6,10 +6,10 @@ import copy
 
 import pytest
 
-from tunewise.data import IGNORE_INDEX, masking_mode, render_prompt, tokenize_record, truncate_example
+from tunewise.data import masking_mode, render_prompt, tokenize_record, truncate_example
 from tunewise.errors import DataError
 
-from ._helpers import labelled_text
+from ._helpers import labelled_text, labelled_token_runs
 
 CONVERSATION = {
     "messages": [
@@ -33,17 +33,7 @@ def test_labels_are_the_assistant_answers_and_end_tokens(tokenizer):
 
 
 def test_each_labelled_run_ends_with_eos(tokenizer):
-    example = tokenize_record(tokenizer, CONVERSATION)
-    runs, current = [], []
-    for token, label in zip(example["input_ids"], example["labels"]):
-        if label != IGNORE_INDEX:
-            assert label == token
-            current.append(token)
-        elif current:
-            runs.append(current)
-            current = []
-    if current:
-        runs.append(current)
+    runs = labelled_token_runs(tokenize_record(tokenizer, CONVERSATION))
     assert len(runs) == 2 and all(run[-1] == tokenizer.eos_token_id for run in runs)
 
 

@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from tunewise.data import IGNORE_INDEX, read_dataset, render_prompt, tokenize_record
+from tunewise.data import read_dataset, render_prompt, tokenize_record
 from tunewise.data.chat_view import template_renders_tools, text_view
 
-from ._helpers import FIXTURES
+from ._helpers import FIXTURES, labelled_runs
 
 SHAPES = FIXTURES / "formats"
 
@@ -25,21 +25,6 @@ def tool_tokenizer(tokenizer):
     native = copy.deepcopy(tokenizer)
     native.chat_template = (SHAPES / "tool_template.jinja").read_text(encoding="utf-8")
     return native
-
-
-def labelled_runs(tokenizer, example: dict) -> list[str]:
-    """The text of each run of consecutive labelled tokens."""
-    runs, current = [], []
-    for token, label in zip(example["input_ids"], example["labels"]):
-        if label != IGNORE_INDEX:
-            assert label == token
-            current.append(token)
-        elif current:
-            runs.append(current)
-            current = []
-    if current:
-        runs.append(current)
-    return [tokenizer.decode(run) for run in runs]
 
 
 def _records(name: str) -> list[dict]:
@@ -83,7 +68,8 @@ def test_text_rendering_of_tools(tokenizer):
     view = text_view(record["messages"], record["tools"])
     assert view[0]["role"] == "system" and view[0]["content"].startswith("You help with weather questions.\n\n")
     assert '<tools>\n{"type": "function", "function": {"name": "get_weather"' in view[0]["content"]
-    assert view[2] == {"role": "assistant", "content": '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'}
+    call = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    assert view[2] == {"role": "assistant", "content": call}
     assert view[3] == {"role": "user", "content": '<tool_response>\n{"temp_c": 10, "sky": "rain"}\n</tool_response>'}
     parallel = text_view(_records("openai_chat_tools.jsonl")[6]["messages"], None)
     assert [m["role"] for m in parallel] == ["user", "assistant", "user", "assistant"]  # results share one turn
@@ -110,6 +96,7 @@ def test_prompts_with_tools_render_the_schemas(tokenizer, tool_tokenizer):
 def test_axolotl_segments_are_labelled_as_written(tokenizer):
     first, second = _records("axolotl_input_output.jsonl")
     example = tokenize_record(tokenizer, first)
-    assert tokenizer.decode(example["input_ids"]) == "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\nhi there!<|im_end|>"
+    written = "".join(segment["text"] for segment in first["segments"])
+    assert tokenizer.decode(example["input_ids"]) == written  # nothing added, nothing templated
     assert labelled_runs(tokenizer, example) == ["<|im_start|>assistant\nhi there!<|im_end|>"]
     assert labelled_runs(tokenizer, tokenize_record(tokenizer, second)) == ["Q: 2+2?\n", "A: 4"]

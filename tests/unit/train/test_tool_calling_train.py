@@ -7,24 +7,14 @@ import json
 from pathlib import Path
 
 from tests.helpers import tiny_spec
-from tunewise.data import IGNORE_INDEX, read_dataset
+from tests.unit.data._helpers import labelled_runs
+from tunewise.data import read_dataset
 from tunewise.data.chat_view import text_view
 from tunewise.spec import load_spec
 from tunewise.train.run import run_training_job
 from tunewise.train.session import TrainingSession
 
 TOOL_ROWS = Path(__file__).resolve().parents[2] / "fixtures" / "data" / "formats" / "openai_chat_tools.jsonl"
-
-
-def _labelled_runs(tokenizer, example: dict) -> list[str]:
-    runs, current = [], []
-    for token, label in zip(example["input_ids"], example["labels"]):
-        if label != IGNORE_INDEX:
-            current.append(token)
-        elif current:
-            runs.append(current)
-            current = []
-    return [tokenizer.decode(run) for run in runs + ([current] if current else [])]
 
 
 def test_lora_step_on_tool_calls_trains_calls_not_results(tiny_model_dir, monkeypatch):
@@ -56,7 +46,7 @@ def test_lora_step_on_tool_calls_trains_calls_not_results(tiny_model_dir, monkey
         record = rows[line]
         view = text_view(record["messages"], record.get("tools"))
         expected = [m["content"] + tokenizer.eos_token for m in view if m["role"] == "assistant"]
-        assert _labelled_runs(tokenizer, example) == expected
+        assert labelled_runs(tokenizer, example) == expected
         assert all("<tool_response>" not in run and "<tools>" not in run for run in expected)
         calls += sum("<tool_call>" in run for run in expected)
     assert calls >= 5

@@ -70,7 +70,8 @@ class Variant:
         return self.held_length(row), partial
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "keys": [list(sig) for sig in self.signatures], "shape": self.shape,
+        return {"name": self.name, "source": self.source, "keys": [list(sig) for sig in self.signatures],
+                "shape": self.shape,
                 "methods": list(SHAPE_METHODS[self.shape]), "fields": dict(self.fields), "dropped": dict(self.dropped),
                 "example": self.example}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tunewise.data.formats._messages import OPENAI, Dialect, check_turn_order, message_list, read_message, text_field
-from tunewise.data.formats._tools import check_calls_declared, row_tools
+from tunewise.data.formats._tools import check_calls_declared
 from tunewise.data.problems import FieldError
 from tunewise.data.readers import json_type_name
 
@@ -132,7 +132,8 @@ def split_implicit(chosen: list[dict[str, Any]], rejected: list[dict[str, Any]],
             raise FieldError(field, "holds only the shared prompt, no answer")
         for i, message in enumerate(answer, start=shared):
             if message["role"] != "assistant":
-                raise FieldError(f"{field}[{i}].role", f"after the shared prompt come assistant turns only, got {message['role']!r}")
+                raise FieldError(f"{field}[{i}].role",
+                                 f"after the shared prompt come assistant turns only, got {message['role']!r}")
             message.pop("weight", None)
         answers.append(answer)
     return prompt, answers[0], answers[1]

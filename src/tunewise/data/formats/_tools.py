@@ -84,7 +84,8 @@ def calls_from_json(text: Any, field: str) -> list[dict[str, Any]]:
     for i, item in enumerate(items):
         where = field if not isinstance(value, list) else f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise FieldError(where, f"a tool call must be a JSON object with name and arguments, got a JSON {json_type_name(item)}")
+            raise FieldError(where, "a tool call must be a JSON object with name and arguments, "
+                             f"got a JSON {json_type_name(item)}")
         calls.append(_call(item, where))
     return calls
 

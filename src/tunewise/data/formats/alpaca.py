@@ -29,7 +29,8 @@ def history_turns(row: dict[str, Any]) -> list[dict[str, Any]]:
     if history in (None, ""):
         return []
     if not isinstance(history, list):
-        raise FieldError("history", f"expected a list of [instruction, response] pairs, got a JSON {json_type_name(history)}")
+        raise FieldError("history",
+                         f"expected a list of [instruction, response] pairs, got a JSON {json_type_name(history)}")
     turns = []
     for i, pair in enumerate(history):
         if not isinstance(pair, list) or len(pair) != 2:

@@ -67,7 +67,8 @@ OPENAI_FIELDS = {
 }
 TOOL_FIELDS = {
     "messages[].role": "system, user, assistant; tool and legacy function: tool results, context without loss",
-    "messages[].tool_calls": "the assistant's tool calls: trained, rendered by the chat template (else as <tool_call> blocks)",
+    "messages[].tool_calls": "the assistant's tool calls: trained, rendered by the chat template "
+                             "(else as <tool_call> blocks)",
     "messages[].function_call": "a legacy single call, read as tool_calls",
     "messages[].tool_call_id": "ties a tool result to its call (checked)",
     "messages[].name": "the function a tool result answers",
@@ -100,7 +101,8 @@ FORMAT = register(RowFormat(
         Variant("llama-factory", "LLaMA-Factory (v1)", ("messages",), _llama_factory, {
             "messages": "the conversation",
             "messages[].role": "system, user, assistant; tool: tool results, context without loss",
-            "messages[].content": "parts: text parts are joined; tool_call parts (JSON name and arguments) become tool calls",
+            "messages[].content": "parts: text parts are joined; tool_call parts (JSON name and arguments) "
+                                  "become tool calls",
             "messages[].loss_weight": "1 trains an assistant turn, 0 keeps it as context; prompt turns must be 0",
             "tools": "tool schemas (a JSON string), rendered into the prompt",
         }, "conversation", dropped={"_dataset_name": "added by LLaMA-Factory's data engine",

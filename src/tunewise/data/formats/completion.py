@@ -29,7 +29,8 @@ def _conversational(row: dict[str, Any]) -> dict[str, Any]:
     check_turn_order(prompt, "prompt", last="user")
     completion = message_list(require(row, "completion"), "completion")
     if completion[0]["role"] != "assistant":
-        raise FieldError("completion[0].role", f"the completion starts with the assistant's turn, got {completion[0]['role']!r}")
+        raise FieldError("completion[0].role",
+                         f"the completion starts with the assistant's turn, got {completion[0]['role']!r}")
     messages = [({**m, "weight": 0} if m["role"] == "assistant" else m) for m in prompt] + completion
     check_turn_order(messages, "prompt + completion")
     if all(m.get("weight", 1) == 0 for m in completion if m["role"] == "assistant"):
