@@ -68,11 +68,13 @@ class DataReport:
         """Count a row read as `variant` (a formats.Variant): the fields it held and those it did not read."""
         self.variants[variant.name] = self.variants.get(variant.name, 0) + 1
         self.sources.setdefault(variant.name, variant.source)
-        for path in (p for p in (*variant.fields, *variant.dropped) if p in used):  # in the variant's order
-            if path not in self.field_mapping:
-                dropped = variant.dropped.get(path)
-                self.field_mapping[path] = f"dropped: {dropped}" if dropped else variant.fields.get(path, "")
-        self.note_unused(unused, line)
+        if not used.issubset(self.field_mapping):  # most rows add nothing new: skip the ordered walk
+            for path in (p for p in (*variant.fields, *variant.dropped) if p in used):  # in the variant's order
+                if path not in self.field_mapping:
+                    dropped = variant.dropped.get(path)
+                    self.field_mapping[path] = f"dropped: {dropped}" if dropped else variant.fields.get(path, "")
+        if unused:
+            self.note_unused(unused, line)
 
     def note_unused(self, paths: list[str], line: int | None) -> None:
         for path in paths:

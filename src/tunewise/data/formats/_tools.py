@@ -159,9 +159,7 @@ def row_tools(row: dict[str, Any]) -> list[dict[str, Any]]:
     return tool_list(row[given[0]], given[0]) if given else []
 
 
-def has_tool_fields(messages: Any, role_key: str = "role", tool_roles: tuple[str, ...] = ("tool", "function")) -> bool:
-    """Whether a raw message list holds tool calls or tool results (before it is validated)."""
-    if not isinstance(messages, list):
-        return False
-    return any(isinstance(m, dict) and (m.get("tool_calls") is not None or m.get("function_call") is not None
-                                        or m.get(role_key) in tool_roles) for m in messages)
+def is_tool_message(message: dict[str, Any]) -> bool:
+    """Whether a raw OpenAI message makes tool calls or is a tool result (before it is validated)."""
+    return (message.get("tool_calls") is not None or message.get("function_call") is not None
+            or message.get("role") in ("tool", "function"))

@@ -25,7 +25,7 @@ from tunewise.data.formats._messages import (
     require,
     system_key,
 )
-from tunewise.data.formats._tools import check_calls_declared, has_tool_fields, row_tools
+from tunewise.data.formats._tools import check_calls_declared, is_tool_message, row_tools
 
 
 def conversation(row: dict[str, Any], key: str, dialect: Dialect) -> dict[str, Any]:
@@ -47,15 +47,19 @@ def _llama_factory(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def choose_variant(row: dict[str, Any]) -> str:
+    """llama-factory when a message has loss_weight or {type, value} parts; tools when the row has
+    tools or a message calls or answers one; else openai. One pass over the messages."""
+    tools = row.get("tools") not in (None, "", []) or row.get("functions") not in (None, [])
     messages = row.get("messages")
-    if isinstance(messages, list) and any(isinstance(m, dict) and (
-            "loss_weight" in m or (isinstance(m.get("content"), list)
-                                   and any(isinstance(p, dict) and "value" in p for p in m["content"])))
-            for m in messages):
-        return "llama-factory"
-    if row.get("tools") not in (None, "", []) or row.get("functions") not in (None, []) or has_tool_fields(messages):
-        return "tools"
-    return "openai"
+    for message in messages if isinstance(messages, list) else ():
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if "loss_weight" in message or (isinstance(content, list) and any(
+                isinstance(part, dict) and "value" in part for part in content)):
+            return "llama-factory"
+        tools = tools or is_tool_message(message)
+    return "tools" if tools else "openai"
 
 
 OPENAI_FIELDS = {
