@@ -23,6 +23,8 @@ _EXPORTS = {
     "fetch_version": "tunewise.registry.versions",
     "get_version": "tunewise.registry.versions",
     "list_versions": "tunewise.registry.versions",
+    "locate_version": "tunewise.registry.versions",
+    "verify_files": "tunewise.registry.versions",
     "list_models": "tunewise.registry.versions",
     "VersionInfo": "tunewise.registry.versions",
     "RegistryError": "tunewise.registry.errors",

@@ -161,6 +161,17 @@ def _local_source_dir(client: Any, info: VersionInfo) -> Path | None:
     return None
 
 
+def locate_version(name: str, ref: str | int, client: Any = None) -> tuple[VersionInfo, Path | None]:
+    """A version and where its files lie when the artifact store is local (None for a remote store),
+    without hashing them: callers that load the files verify them with `verify_files` (serving does,
+    on every load from disk) or call `fetch_version`."""
+    from tunewise.tracking import mlflow_client
+
+    client = client or mlflow_client()
+    info = get_version(name, ref, client)
+    return info, _local_source_dir(client, info)
+
+
 def verify_files(folder: Path, manifest: dict[str, str]) -> list[str]:
     """Problems with `folder` against `manifest`: changed, missing and unexpected files."""
     from tunewise.registry.lineage import sha256_file

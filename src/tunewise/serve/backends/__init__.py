@@ -1,0 +1,1 @@
+"""Serving backends, one module each: transformers (default) and vllm."""
