@@ -81,7 +81,8 @@ def merge(
 
 
 def generate(
-    model: str = typer.Argument(..., help="Run directory or name, artifact dir, model dir or bundled model name."),
+    model: str = typer.Argument(..., help="Run directory or name, registered model (NAME, NAME@ALIAS, NAME:VERSION), "
+                                "artifact dir, model dir or bundled model name."),
     prompt: str = typer.Option(..., "--prompt", help="User message."),
     system: str = typer.Option(None, "--system", help="Optional system message."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", min=1, max=4096),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,13 @@ def merge_run(run: str | Path, out: str | Path) -> Path:
     return out
 
 
+_REGISTRY_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?::(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_-]+))?$")
+
+
 def load_any(name: str, policy: DevicePolicy | None = None) -> tuple[Any, Any]:
-    """A run, an artifact, a model directory or a base model name -> (model, tokenizer) for inference,
-    on `policy` (default: the best device this machine has)."""
+    """A run, an artifact, a registered model (NAME for its production version, NAME@ALIAS, NAME:VERSION,
+    verified), a model directory or a base model name -> (model, tokenizer) for inference, on `policy`
+    (default: the best device this machine has)."""
     policy = policy or resolve_device_policy()
     try:
         folder = find_artifact_dir(name)
@@ -46,8 +51,33 @@ def load_any(name: str, policy: DevicePolicy | None = None) -> tuple[Any, Any]:
     if folder is not None and (folder / ARTIFACT_INFO).is_file():
         model, tokenizer, _ = load_artifact(folder, policy)
         return model, tokenizer
+    loaded = _load_registered(name, policy)
+    if loaded is not None:
+        return loaded
     from tunewise.models.load import load_causal_lm, load_tokenizer
     from tunewise.models.resolve import resolve_base_model
 
     model_dir = resolve_base_model(name)
     return load_causal_lm(model_dir, policy).eval(), load_tokenizer(model_dir)
+
+
+def _load_registered(name: str, policy: DevicePolicy) -> tuple[Any, Any] | None:
+    """A registered version by NAME / NAME@ALIAS / NAME:VERSION; None when `name` is not registered."""
+    from tunewise.models.resolve import BUNDLED
+
+    match = _REGISTRY_REF.match(name)
+    if match is None or name in BUNDLED:
+        return None
+    from tunewise.registry import load_version
+    from tunewise.registry.errors import IntegrityError, RegistryError
+
+    ref = match["version"] or match["alias"] or "production"
+    try:
+        model, tokenizer, _ = load_version(match["name"], ref, policy)
+    except IntegrityError:
+        raise
+    except RegistryError as err:
+        if err.message.startswith("no registered model named") and ref == "production" and not match["alias"]:
+            return None  # not a registered name: maybe a base model
+        raise
+    return model, tokenizer
