@@ -61,3 +61,15 @@ def tiny_model_dir(bundled_model_dir, tokenizer, tmp_path_factory) -> Path:
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store migrated once per session (migrating takes seconds); tests copy it."""
+    from mlflow import MlflowClient
+
+    db = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments()
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
+    return db

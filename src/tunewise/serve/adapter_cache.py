@@ -99,6 +99,15 @@ class AdapterCache:
                 return done
             return self._start_load(model)
 
+    def set_budgets(self, *, model_bytes: int | None = None, host_bytes: int | None = None) -> None:
+        """Change the byte budgets at run time; evicts at once to meet them."""
+        with self._lock:
+            if model_bytes is not None:
+                self.model_budget_bytes = model_bytes
+            if host_bytes is not None:
+                self.host_budget_bytes = host_bytes
+            self._evict()
+
     def unpin(self, model: ResolvedModel) -> None:
         with self._lock:
             self._pins.discard(model.cache_key)

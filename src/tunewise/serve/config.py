@@ -91,7 +91,7 @@ def load_serve_config(path: Path | None = None, **overrides: Any) -> ServeConfig
     routes = dict(raw.get("routes") or {})
     for text in overrides.pop("route", None) or []:
         route = parse_route(text)
-        routes[route.name] = route.to_json()
+        routes[route.name] = route_to_dict(route)
     for key, value in overrides.items():
         if value is None or value == [] or value is False and key not in raw:
             continue

@@ -16,15 +16,18 @@ from tunewise.serve.config import MIB, ServeConfig
 
 
 def create_serving_app(config: ServeConfig, *, api_key: str | None = None, engine: Any = None) -> FastAPI:
-    """The app for `config` (an Engine is built from it unless one is given); the engine closes with the app."""
+    """The app for `config`. An Engine is built from it unless one is given; the app closes the engine it
+    built when it shuts down, and leaves a given one to its owner."""
     from tunewise.serve.engine import Engine
 
+    owns_engine = engine is None
     engine = engine or Engine(config)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         yield
-        engine.close()
+        if owns_engine:
+            engine.close()
 
     app = FastAPI(title="tunewise serve", version="1", lifespan=lifespan)
     app.state.engine = engine

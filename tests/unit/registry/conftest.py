@@ -25,11 +25,6 @@ def _load_runfactory():
 runfactory = _load_runfactory()
 
 
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory) -> Path:
-    return runfactory.make_mlflow_template(tmp_path_factory.mktemp("mlflow-template"))
-
-
 @pytest.fixture
 def registry_home(workspace, mlflow_template, monkeypatch) -> Path:
     """This test's workspace with a ready, empty MLflow store, acting as user alice."""
