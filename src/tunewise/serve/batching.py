@@ -252,7 +252,7 @@ class Batcher:
         elif request.observer is not None:
             request.observer.token(request, now - choice.last_token_at)
         choice.last_token_at = now
-        if token in request.eos_ids:
+        if token in request.eos_ids and not params.ignore_eos:
             self._finish(choice, "stop")
             return
         text = choice.text.add(token)

@@ -88,12 +88,12 @@ def load_serve_config(path: Path | None = None, **overrides: Any) -> ServeConfig
             raise SpecError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
         if not isinstance(raw, dict):
             raise SpecError(f"{path}: expected a mapping of settings at the top level")
-    routes = dict(raw.get("routes") or {})
+    routes = {**(raw.get("routes") or {}), **(overrides.pop("routes", None) or {})}
     for text in overrides.pop("route", None) or []:
         route = parse_route(text)
         routes[route.name] = route_to_dict(route)
     for key, value in overrides.items():
-        if value is None or value == [] or value is False and key not in raw:
+        if value is None or value == []:  # not given on the command line
             continue
         if key in ("models", "merge", "pin", "prefetch"):
             raw[key] = list(raw.get(key) or []) + list(value)

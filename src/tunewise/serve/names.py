@@ -64,20 +64,28 @@ def resolve_artifact(artifact_dir: Path, *, id: str, kind: str, version: str | N
     """A trained artifact directory (tunewise.json) as a ResolvedModel: an adapter on its base, or a
     full model that is its own base. Resolvers added by the control plane use this too."""
     from tunewise.errors import TunewiseError
-    from tunewise.eval.pair import base_model_dir
     from tunewise.models.artifact import read_artifact_info
 
     try:
         info = read_artifact_info(artifact_dir)
         if info.method == "reward":
             raise ModelRefused(f"{id}: a reward model scores answers; it cannot generate them")
-        base = base_model_dir(info) if info.adapter else info.path
+        base = _base_dir(info.base_model_dir, info.base_model) if info.adapter else info.path
     except ModelRefused:
         raise
     except TunewiseError as err:
         raise ModelRefused(f"{id}: {err.message}") from None
     return ResolvedModel(id=id, base_dir=Path(base), adapter_dir=info.path if info.adapter else None, version=version,
                          kind=kind, owner=owner, registered_name=registered_name, manifest=manifest)
+
+
+def _base_dir(recorded: str, name: str) -> Path:
+    """Where an adapter's base lives: the directory recorded at training, else its name resolved again."""
+    if Path(recorded).is_dir():
+        return Path(recorded)
+    from tunewise.models.resolve import resolve_base_model
+
+    return resolve_base_model(name)
 
 
 class ModelNames:

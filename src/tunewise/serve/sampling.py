@@ -32,6 +32,7 @@ class SamplingParams:
     top_logprobs: int = 0
     json_schema: dict[str, Any] | None = field(default=None, hash=False)
     n: int = 1
+    ignore_eos: bool = False  # generate max_tokens whatever comes (benchmarks); not exposed over HTTP
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and (not isinstance(self.max_tokens, int) or self.max_tokens < 1):

@@ -16,6 +16,8 @@ import pytest
 from tests.integration.serving.adapters import make_adapter_run, pass_gate, runfactory
 
 ADAPTERS = ("ad0", "ad1", "ad2", "ad3")
+AB_ROUTE = {"variants": [{"model": "bot:1", "weight": 70}, {"model": "bot:2", "weight": 30}],
+            "shadow": "ad2", "shadow_fraction": 0.2}
 
 
 @dataclass
@@ -99,7 +101,7 @@ def served(tmp_path_factory, tiny_model_dir, mlflow_template) -> Any:
     with _Env(home):
         build_workspace(home, tiny_model_dir, mlflow_template)
         config = load_serve_config(models=[f"tiny={tiny_model_dir}"], merge=["ad3"],
-                                   route=["ab-bot=bot:1@70,bot:2@30,ad2@shadow"], resolve_ttl_s=0.5)
+                                   routes={"ab-bot": AB_ROUTE}, resolve_ttl_s=0.5)
         app = create_serving_app(config)
         url, server, thread = start_server(app)
     yield Served(url, home, app.state.engine, tiny_model_dir, server)
