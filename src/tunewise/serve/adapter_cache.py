@@ -2,8 +2,9 @@
 
 - **model**: tensors ready for the forward pass (on the GPU where there is one). A request can
   only run once its adapter is here.
-- **host**: the adapter's weights file as bytes in RAM; promoting it to the model tier takes
-  milliseconds (a warm load).
+- **host**: the adapter's weights file as bytes in RAM, or the tensors of an adapter evicted from the
+  model tier; promoting it takes milliseconds (a warm load). The tiers are exclusive: an adapter is
+  in one of them, so its bytes are counted (and held) once.
 - **disk**: the artifact directory. Reading it (a cold load) checks every file against its
   registered sha256 first: a changed artifact is refused, whatever tier it would have gone to.
 
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunewise.serve.errors import ModelRefused
-from tunewise.serve.lora_weights import HostAdapter, LoraAdapter, read_host_adapter
+from tunewise.serve.lora_weights import HostAdapter, LoraAdapter, read_host_adapter, to_device
 from tunewise.serve.names import ResolvedModel
 
 log = logging.getLogger("tunewise.serve")
@@ -36,6 +37,7 @@ class _Resident:
     adapter: LoraAdapter
     users: int = 0
     pinned: bool = False
+    config: dict[str, Any] | None = None
 
 
 class AdapterCache:
@@ -165,9 +167,8 @@ class AdapterCache:
             adapter = self._prepare(host, model.id)
             seconds = time.perf_counter() - started
             with self._lock:
-                self._host[key] = host
-                self._host.move_to_end(key)
-                self._model[key] = _Resident(adapter, pinned=key in self._pins)
+                self._host.pop(key, None)
+                self._model[key] = _Resident(adapter, pinned=key in self._pins, config=host.config)
                 self._evict()
                 self.load_log.append({"key": key, "from": tier, "seconds": seconds})
                 if self._metrics is not None:
@@ -211,6 +212,7 @@ class AdapterCache:
             resident = self._model[key]
             if resident.users == 0 and not resident.pinned and len(self._model) > 1:
                 del self._model[key]
+                self._host[key] = HostAdapter(resident.config or {}, tensors=to_device(resident.adapter, "cpu"))
                 self._count("evictions", tier="model")
         for key in list(self._host):
             if self._host_bytes() <= self.host_budget_bytes or len(self._host) <= 1:

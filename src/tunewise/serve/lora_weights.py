@@ -25,25 +25,27 @@ _KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.(self_attn|mlp)\.(\w+)\.lora_([AB])(?
 
 
 @dataclass
-class HostAdapter:
-    """An adapter in host memory: its config and the raw bytes of its weights file (compact, and
-    turned into tensors in milliseconds)."""
-
-    config: dict[str, Any]
-    weights: bytes
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.weights)
-
-
-@dataclass
 class LoraAdapter:
     """An adapter ready for the forward pass: `layers[i][module] = (A [r, in], B [out, r], scaling)`."""
 
     layers: list[dict[str, tuple[Any, Any, float]]]
     rank: int
     nbytes: int
+
+
+@dataclass
+class HostAdapter:
+    """An adapter in host memory: the raw bytes of its weights file as read from disk (turned into
+    tensors in milliseconds), or, once it has been in the model tier, its tensors moved to host
+    memory (on a CPU engine the very same tensors: demoting and promoting copy nothing)."""
+
+    config: dict[str, Any]
+    weights: bytes | None = None
+    tensors: LoraAdapter | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.weights) if self.weights is not None else self.tensors.nbytes
 
 
 def read_host_adapter(folder: Path, name: str) -> HostAdapter:
@@ -85,6 +87,8 @@ def prepare_adapter(host: HostAdapter, name: str, num_layers: int, *, device: st
     arithmetic is peft's own (`lora_B(lora_A(x)) * scaling`)."""
     from safetensors.torch import load as load_safetensors
 
+    if host.tensors is not None:  # demoted earlier: move back (a no-op on CPU)
+        return to_device(host.tensors, device)
     tensors = load_safetensors(host.weights)
     pairs: dict[tuple[int, str], dict[str, Any]] = {}
     for key, tensor in tensors.items():
@@ -115,6 +119,15 @@ def prepare_adapter(host: HostAdapter, name: str, num_layers: int, *, device: st
     if not pairs:
         raise ModelRefused(f"{name}: the adapter holds no LoRA weights")
     return LoraAdapter(layers=layers, rank=rank, nbytes=nbytes)
+
+
+def to_device(adapter: LoraAdapter, device: str) -> LoraAdapter:
+    """The adapter's tensors on `device` (the same object when they are there already)."""
+    first = next((entry for layer in adapter.layers for entry in layer.values()), None)
+    if first is None or str(first[0].device) == str(device) or (device == "cpu" and first[0].device.type == "cpu"):
+        return adapter
+    layers = [{name: (a.to(device), b.to(device), s) for name, (a, b, s) in layer.items()} for layer in adapter.layers]
+    return LoraAdapter(layers=layers, rank=adapter.rank, nbytes=adapter.nbytes)
 
 
 def adapter_rank(folder: Path) -> int:

@@ -70,6 +70,7 @@ def test_merged_model_serves_beside_unmerged_ones_and_answers_like_its_adapter(s
     reference = peft_greedy(served.base, runs / "ad3" / "artifact", PROMPTS[:2])
     client = served.client()
     assert [greedy(client, "ad3", p)[:2] for p in PROMPTS[:2]] == reference
+    greedy(client, "ad0", "hi")
     assert served.engine.backend.tier(served.engine.names.resolve("ad3")) == "merged"
     assert served.engine.backend.tier(served.engine.names.resolve("ad0")) in ("model", "host", "disk")
 
