@@ -515,9 +515,15 @@ card partly idle, so jobs sharing it barely slow each other), on the same trace:
 
 WARM_UP_PAIRS_TEXT = "the first two pairs, which include the compilation, are not counted"
 
+def serving(r: dict[str, Any]) -> str:
+    from _report_serving import serving as render_serving
+
+    return render_serving(r, _meta(r))
+
+
 SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "attention_ab": attention_ab,
             "allocator_ab": allocator_ab, "memory": memory, "data_pipeline": data_pipeline,
-            "reliability": reliability, "scheduler_sim": scheduler_sim}
+            "reliability": reliability, "scheduler_sim": scheduler_sim, "serving": serving}
 
 
 def render(results: Path = RESULTS) -> str:
