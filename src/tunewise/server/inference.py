@@ -58,24 +58,29 @@ def build_inference_router(engine: Any, *, authorize: Authorize | None = None) -
 
         return await asyncio.to_thread(begin)
 
+    async def answer(request: Request, body: Any, prompt: Callable[[Selection], list[int]], params: SamplingParams,
+                     kind: str, streamer: Callable, builder: Callable) -> Response:
+        """Start the generation; stream it as server-sent events or wait and send the whole body."""
+        selection = await select(request, body.model, body.user)
+        gen = await start(selection, lambda: prompt(selection), params, body.user, kind)
+        tokenizer = engine.tokenizer(selection.model)
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(streamer(gen, tokenizer, params.logprobs, include_usage),
+                                     media_type="text/event-stream", headers=_headers(selection))
+        await collect(gen)
+        return JSONResponse(builder(gen, tokenizer, params.logprobs), headers=_headers(selection))
+
     @router.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         try:
             body.check()
             body.check_penalties()
-            selection = await select(request, body.model, body.user)
             params = _params(body, max_tokens=body.max_completion_tokens or body.max_tokens,
                              logprobs=bool(body.logprobs), top=body.top_logprobs or 0, schema=body.json_schema())
             messages = [m.as_template_message() for m in body.messages]
-            gen = await start(selection, lambda: engine.chat_prompt(selection.model, messages), params, body.user,
-                              "chatcmpl")
-            tokenizer = engine.tokenizer(selection.model)
-            if body.stream:
-                include_usage = bool(body.stream_options and body.stream_options.include_usage)
-                return StreamingResponse(stream_chat(gen, tokenizer, params.logprobs, include_usage),
-                                         media_type="text/event-stream", headers=_headers(selection))
-            await collect(gen)
-            return JSONResponse(chat_body(gen, tokenizer, params.logprobs), headers=_headers(selection))
+            return await answer(request, body, lambda sel: engine.chat_prompt(sel.model, messages), params,
+                                "chatcmpl", stream_chat, chat_body)
         except (ServeError, APIError) as err:
             raise api_error(err) from None
 
@@ -85,17 +90,10 @@ def build_inference_router(engine: Any, *, authorize: Authorize | None = None) -
             body.check()
             body.check_penalties()
             prompt = body.single_prompt()
-            selection = await select(request, body.model, body.user)
             params = _params(body, max_tokens=body.max_tokens, logprobs=body.logprobs is not None,
                              top=body.logprobs or 0, schema=None)
-            gen = await start(selection, lambda: engine.text_prompt(selection.model, prompt), params, body.user, "cmpl")
-            tokenizer = engine.tokenizer(selection.model)
-            if body.stream:
-                include_usage = bool(body.stream_options and body.stream_options.include_usage)
-                return StreamingResponse(stream_completion(gen, tokenizer, params.logprobs, include_usage),
-                                         media_type="text/event-stream", headers=_headers(selection))
-            await collect(gen)
-            return JSONResponse(completion_body(gen, tokenizer, params.logprobs), headers=_headers(selection))
+            return await answer(request, body, lambda sel: engine.text_prompt(sel.model, prompt), params, "cmpl",
+                                stream_completion, completion_body)
         except (ServeError, APIError) as err:
             raise api_error(err) from None
 

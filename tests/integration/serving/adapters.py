@@ -21,30 +21,9 @@ def runfactory() -> Any:
 
 def make_adapter_run(runs_root: Path, name: str, base_dir: Path, *, seed: int, r: int = 4, noise: float = 0.4,
                      targets: Any = "all-linear") -> Path:
-    """A finished run whose artifact is a LoRA adapter with random, non-zero A and B (so it answers
-    differently from the base and from other adapters), registrable like a trained one."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from tunewise.models.artifact import write_artifact_info
-
-    torch.manual_seed(seed)
-    run_dir = runs_root / name
-    artifact = run_dir / "artifact"
-    artifact.mkdir(parents=True)
-    base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r, target_modules=targets, lora_dropout=0.0,
-                                            task_type="CAUSAL_LM"))
-    with torch.no_grad():
-        for param_name, param in model.named_parameters():
-            if "lora_B" in param_name:
-                param.normal_(0.0, noise)
-    model.save_pretrained(artifact)
-    AutoTokenizer.from_pretrained(base_dir).save_pretrained(artifact)
-    write_artifact_info(artifact, method="lora", adapter=True, base_model=str(base_dir), base_model_dir=str(base_dir))
-    runfactory().write_run_files(run_dir, base_model=str(base_dir), method="lora")
-    return run_dir
+    """A finished run whose artifact is a LoRA adapter with random non-zero B (so it answers differently
+    from the base and from other adapters), registrable like a trained one."""
+    return runfactory().make_lora_run(runs_root, name, base_dir, r=r, noise=noise, seed=seed, targets=targets)
 
 
 def pass_gate(run_dir: Path, base_dir: Path) -> None:

@@ -54,7 +54,8 @@ def write_run_files(run_dir: Path, *, base_model: str, method: str, eval_section
 
 
 def make_lora_run(runs_root: Path, name: str, tiny_model_dir: Path, *, r: int = 4, noise: float = 0.3,
-                  eval_section: dict[str, Any] | None = None, seed: int = 0) -> Path:
+                  eval_section: dict[str, Any] | None = None, seed: int = 0,
+                  targets: Any = ("q_proj", "v_proj")) -> Path:
     """A run whose artifact is a LoRA adapter on the tiny model, with B random (noise 0.3 is enough to
     change greedy answers, so judge and before/after comparisons have something to compare)."""
     import torch
@@ -68,7 +69,8 @@ def make_lora_run(runs_root: Path, name: str, tiny_model_dir: Path, *, r: int = 
     artifact = run_dir / "artifact"
     artifact.mkdir(parents=True)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"],
+    model = get_peft_model(base, LoraConfig(r=r, lora_alpha=2 * r,
+                                            target_modules=targets if isinstance(targets, str) else list(targets),
                                             lora_dropout=0.0, task_type="CAUSAL_LM"))
     with torch.no_grad():
         for param_name, param in model.named_parameters():
