@@ -157,7 +157,7 @@ def vllm_python(arg: str | None) -> str | None:
 
 
 def throughput(base_dir: Path, tokenizer: Any, full: bool, python: str | None) -> dict[str, Any]:
-    n_requests, n_adapters, new_tokens, rounds = (16, 8, 32, 3) if full else (4, 2, 4, 1)
+    n_requests, n_adapters, new_tokens, rounds = (16, 8, 32, 2) if full else (4, 2, 4, 1)
     adapters = adapter_dirs(base_dir, n_adapters, r=16, targets="all-linear", tag="r16-all-linear")
     prompts = skewed_prompts(tokenizer, n_requests, seed=1)
     adapter_of = [i % n_adapters for i in range(n_requests)]
