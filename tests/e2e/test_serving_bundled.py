@@ -26,6 +26,7 @@ def test_bundled_model_with_a_registered_adapter(workspace, mlflow_template, bun
     from tunewise.workspace import runs_dir
 
     monkeypatch.setenv("TUNEWISE_USER", "tester")
+    workspace.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(mlflow_template, workspace / "mlflow.db")
     run = make_adapter_run(runs_dir(), "support-v1", bundled_model_dir, seed=3, r=16, noise=0.02)
     pass_gate(run, bundled_model_dir)
