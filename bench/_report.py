@@ -515,6 +515,7 @@ card partly idle, so jobs sharing it barely slow each other), on the same trace:
 
 WARM_UP_PAIRS_TEXT = "the first two pairs, which include the compilation, are not counted"
 
+
 def serving(r: dict[str, Any]) -> str:
     from _report_serving import serving as render_serving
 
