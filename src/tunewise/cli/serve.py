@@ -29,6 +29,7 @@ def serve(
                                 help="Require 'Authorization: Bearer KEY' on every route."),
 ) -> None:
     """Serve models over an OpenAI-compatible API (chat, completions, models, feedback, /metrics)."""
+    _sleeping_openmp_workers()
     import uvicorn
 
     from tunewise.server.serving_app import create_serving_app
@@ -43,6 +44,21 @@ def serve(
     console.print(f"serving {', '.join(settings.models)} on http://{host}:{port}/v1 "
                   f"({settings.backend} backend{', API key required' if api_key else ''})")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _sleeping_openmp_workers() -> None:
+    """Idle OpenMP workers sleep instead of spinning (unless OMP_WAIT_POLICY is set already).
+
+    A decode step alternates multi-threaded matmuls with many small serial operations; on cores
+    shared with other work, a worker spinning after each matmul starves those operations: one step
+    on the bundled model with 16 requests measured 0.2-0.5 s passive against 1-10 s spinning.
+    OpenMP reads the variable when it starts, so this runs before torch is imported.
+    """
+    import os
+    import sys
+
+    if "OMP_WAIT_POLICY" not in os.environ and "torch" not in sys.modules:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
 def register(app: typer.Typer) -> None:
