@@ -6,7 +6,9 @@ from typing import Any
 
 
 def _s(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
+    if value is None:
+        return "-"
+    return f"{value:.2f} s" if value >= 0.1 else f"{value * 1000:.2g} ms" if value >= 1e-4 else f"{value * 1e6:.0f} us"
 
 
 def serving(r: dict[str, Any], meta: str) -> str:
@@ -35,9 +37,14 @@ rounds (the order rotates). {t['vllm_note']}.
 
 {ratios}. Targets: at least 8x (a) and at least 3x (b).
 """)
-        if t.get("profile"):
-            top = ", ".join(f"`{p['op']}` {p['self_cpu_share']:.0%}" for p in t["profile"][:8])
-            parts.append(f"Where a tunewise round spends its time (torch profiler, self CPU time): {top}.\n")
+        p = t.get("profile")
+        if p and p.get("ops"):
+            top = ", ".join(f"`{o['op']}` {o['self_cpu_share']:.0%}" for o in p["ops"][:8])
+            parts.append(f"""**Where tunewise's time goes** (the same work driven step by step on one thread, every prompt
+prefilled in one pass): prefill of {p['prompt_tokens']} prompt tokens {_s(p['prefill_s'])}, then {t['new_tokens'] - 1}
+decode steps of {t['requests']} tokens at {p['decode_step_ms']:.0f} ms each ({_s(p['decode_s'])}). Self CPU time by
+operator: {top}.
+""")
     sc = r.get("scaling")
     if sc:
         rows = ["| adapters | distinct in the traffic | tokens/s | vs 1 adapter | p95 TTFT | in the model tier after | load avg |",
