@@ -43,7 +43,7 @@ rounds (the order rotates). {t['vllm_note']}.
             parts.append(f"""**Where tunewise's time goes** (the same work driven step by step on one thread, every prompt
 prefilled in one pass): prefill of {p['prompt_tokens']} prompt tokens {_s(p['prefill_s'])}, then {t['new_tokens'] - 1}
 decode steps of {t['requests']} tokens at {p['decode_step_ms']:.0f} ms each ({_s(p['decode_s'])}). Self CPU time by
-operator: {top}.
+operator over three decode steps: {top}.
 """)
     sc = r.get("scaling")
     if sc:

@@ -218,7 +218,8 @@ def throughput(base_dir: Path, tokenizer: Any, full: bool, python: str | None) -
 
 def profile_steps(engine: Any, prompts: list[list[int]], models: list[str], new_tokens: int) -> dict[str, Any]:
     """Where a round's time goes: the same work driven step by step on this thread (the batcher's
-    forward passes, with every prompt prefilled at once), timed per phase and profiled per operator."""
+    forward passes, with every prompt prefilled at once), timed per phase; three decode steps
+    profiled per operator."""
     from torch.profiler import ProfilerActivity, profile
 
     from tunewise.serve.backends.packed_forward import Chunk
@@ -226,15 +227,17 @@ def profile_steps(engine: Any, prompts: list[list[int]], models: list[str], new_
     loaded = engine.backend.models()[0]
     runner, cache = loaded.runner, loaded.adapters
     adapters = {m: cache.acquire(engine.names.resolve(m)) for m in set(models)}
-    caches = [runner.new_cache(len(p) + new_tokens) for p in prompts]
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        started = time.perf_counter()
-        runner.forward([Chunk(c, p, adapters[m], True) for c, p, m in zip(caches, prompts, models)])
-        prefill_s = time.perf_counter() - started
-        started = time.perf_counter()
-        for _ in range(new_tokens - 1):
+    caches = [runner.new_cache(len(p) + new_tokens + 4) for p in prompts]
+    started = time.perf_counter()
+    runner.forward([Chunk(c, p, adapters[m], True) for c, p, m in zip(caches, prompts, models)])
+    prefill_s = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in range(new_tokens - 1):
+        runner.forward([Chunk(c, [7], adapters[m], True) for c, m in zip(caches, models)])
+    decode_s = time.perf_counter() - started
+    with profile(activities=[ProfilerActivity.CPU]) as prof:  # a few steps: a whole round's events fill RAM
+        for _ in range(3):
             runner.forward([Chunk(c, [7], adapters[m], True) for c, m in zip(caches, models)])
-        decode_s = time.perf_counter() - started
     for model in set(models):
         cache.release(engine.names.resolve(model))
     table = prof.key_averages()

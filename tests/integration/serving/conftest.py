@@ -31,7 +31,7 @@ class Served:
     def client(self, **kwargs: Any) -> Any:
         import openai
 
-        options = {"api_key": "unused", "_strict_response_validation": True, "max_retries": 0, "timeout": 120, **kwargs}
+        options = {"api_key": "unused", "_strict_response_validation": True, "max_retries": 0, "timeout": 300, **kwargs}
         return openai.OpenAI(base_url=f"{self.url}/v1", **options)
 
 
