@@ -44,6 +44,15 @@ rounds (the order rotates). {t['vllm_note']}.
 prefilled in one pass): prefill of {p['prompt_tokens']} prompt tokens {_s(p['prefill_s'])}, then {t['new_tokens'] - 1}
 decode steps of {t['requests']} tokens at {p['decode_step_ms']:.0f} ms each ({_s(p['decode_s'])}). Self CPU time by
 operator over three decode steps: {top}.
+
+Reading the misses: prefill is the same arithmetic on every side and here {p['prefill_s'] / (p['prefill_s'] + p['decode_s']):.0%} of
+tunewise's round, so it caps the ratio to (a) whatever decoding gains; a decode step costs
+{p['decode_step_ms'] / t['requests']:.0f} ms per generated token. Matrix products take about
+{p['ops'][0]['self_cpu_share']:.0%} of a step (the base's weights and the 8 adapters' are read once
+per step); most of the rest is the per-operator cost of many small operations (per-request
+attention, one pair of adapter products per adapter and module, slicing), which a concatenated
+adapter product per module, batched decode attention, or a compiled step would cut. The machine
+was shared with other work throughout (load averages in the table).
 """)
     sc = r.get("scaling")
     if sc:
