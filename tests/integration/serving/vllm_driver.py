@@ -1,5 +1,5 @@
 """Run by the interpreter of a vLLM environment (see test_vllm_backend.py): `tunewise serve`'s app with
-`backend: vllm` over a tiny model and two adapters, driven over HTTP; prints one JSON line of results."""
+`backend: vllm` over a tiny model and two adapters, driven over HTTP; writes its results as JSON to argv[2]."""
 
 from __future__ import annotations
 
@@ -44,9 +44,11 @@ def main() -> None:
                         "temperature": 0, "response_format": {"type": "json_schema",
                                                               "json_schema": {"name": "x", "schema": schema}}})
     out["json"] = reply.json()["choices"][0]["message"]["content"]
+    out["json_finish"] = reply.json()["choices"][0]["finish_reason"]
     out["unknown"] = client.post(f"{url}/v1/chat/completions", json={"model": "nope", "messages": hello}).status_code
     out["metrics"] = "tunewise:request_success_total" in client.get(f"{url}/metrics").text
-    print(json.dumps(out), flush=True)
+    with open(sys.argv[2], "w") as handle:  # a file, not stdout: vLLM's helper processes outlive this one
+        handle.write(json.dumps(out))
     server.should_exit = True
     os._exit(0)  # vLLM's engine keeps threads that would hold the interpreter
 
