@@ -70,6 +70,7 @@ class PairedBench:
             "eval": {"enabled": False}, "tracking": {"enabled": False}})
 
     def side(self, *, compiled: bool, before_step: Callable[[], None] = lambda: None) -> Side:
+        from tunewise.train.building_blocks import optimizer_and_scheduler
         from tunewise.train.loop import LoopConfig
         from tunewise.train.session import TrainingSession
 
@@ -79,7 +80,7 @@ class PairedBench:
         self.loop_config = LoopConfig(total_steps=1000, gradient_accumulation=1, max_grad_norm=1.0,
                                       eval_every_steps=None, device=session.policy.device,
                                       head_only_on_labels=True, staging_dir=Path(tempfile.mkdtemp()))
-        return Side(model, *session.optimizer_and_scheduler(model, 1000), before_step=before_step)
+        return Side(model, *optimizer_and_scheduler(session.spec, model, 1000), before_step=before_step)
 
     def run(self, sides: dict[str, Side]) -> dict[str, list[float]]:
         """Tokens/s of every counted step, per side, in pair order."""

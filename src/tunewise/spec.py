@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tunewise.errors import SpecError
 from tunewise.eval.spec import EvalSpec
+from tunewise.spec_stages import stage_dicts
 from tunewise.tracking import TrackingSpec
 
 BUNDLED_MODEL = "smollm2-135m-instruct"
@@ -185,9 +186,7 @@ class JobSpec(_Strict):
         return self
 
     def stage_specs(self, *, job_name: str) -> list[dict[str, Any]]:
-        """One spec mapping per stage: the top level with the stage merged over it (see align.pipeline)."""
-        from tunewise.align.pipeline import stage_dicts
-
+        """One spec mapping per stage: the top level with the stage merged over it (see spec_stages)."""
         try:
             return stage_dicts(self.model_dump(mode="json", exclude_unset=True), job_name=job_name)
         except SpecError as err:

@@ -111,7 +111,7 @@ class RunDirCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         from tunewise.train.progress import TrainingProgress
-        from tunewise.train.run import write_status
+        from tunewise.train.building_blocks import write_status
 
         write_status(self.run_dir, total_steps=state.max_steps, step=state.global_step)
         self._progress = TrainingProgress(state.max_steps, state.global_step).__enter__()
@@ -164,7 +164,7 @@ class RunDirCallback(TrainerCallback):
                           "Check samples, raise the KL coefficient or stop early.", highlight=False)
 
     def _flush(self) -> None:
-        from tunewise.train.run import write_status
+        from tunewise.train.building_blocks import write_status
 
         if self._pending is None:
             return

@@ -210,9 +210,9 @@ def _record(step: int, r: Rollout, kl: torch.Tensor, losses: dict, lr: float, to
     }
 
 
-def resume_ppo(manager: CheckpointManager, model, optimizer, scheduler, staging_dir: Path) -> LoopState | None:
-    """Restore the newest checkpoint that verifies; None for a fresh run."""
+def resume_ppo(manager: CheckpointManager, model, optimizer, scheduler, staging_dir: Path) -> LoopState:
+    """Restore the newest checkpoint that verifies; a fresh state (step 0) when there is none."""
     fetched = manager.fetch_latest(dest=staging_dir)
     if fetched is None:
-        return None
+        return LoopState()
     return read_checkpoint(Path(fetched[1]), model, optimizer, scheduler)

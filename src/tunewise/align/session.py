@@ -18,6 +18,7 @@ from rich.console import Console
 from tunewise.align.data import AlignData, Need, load_align_data, write_data_files
 from tunewise.models.device import DevicePolicy
 from tunewise.spec import JobSpec
+from tunewise.train.building_blocks import RunResult, parameter_summary, seed_everything
 
 console = Console(stderr=True)
 
@@ -51,25 +52,14 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         kl_warn: nats of KL past which a warning is printed and recorded.
         renames: method-specific metric names (TRL name -> tunewise name).
         row_tools: the trainer hands each row's tools to the chat template (see align.data.load_align_data).
-    Returns a tunewise.train.run.RunResult.
+    Returns a tunewise.train.building_blocks.RunResult.
     """
     from tunewise.align.callbacks import RunDirCallback
     from tunewise.align.probe import KLProbe
-    from tunewise.models import resolve_base_model, resolve_device_policy
-    from tunewise.models.load import load_tokenizer
     from tunewise.train.checkpoint import CheckpointManager, SavePolicy
     from tunewise.train.metrics_log import MetricsLog
-    from tunewise.train.run import RunResult, seed_everything
 
-    seed_everything(spec.train.seed)
-    base_dir = resolve_base_model(spec.base_model)
-    job = AlignJob(spec, run_dir, spec.method_config(), resolve_device_policy(spec.train.device, spec.train.precision),
-                   base_dir, load_tokenizer(base_dir))
-    data = load_align_data(spec, job.tokenizer, spec.method.name, need, row_tools=row_tools)
-    write_data_files(run_dir, data)
-    console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
-    require_fit(spec, base_dir, job.policy)
-
+    job, data = start_align_job(spec, run_dir, need, row_tools=row_tools)
     manager = CheckpointManager.from_spec(spec.checkpoint, run_dir)
     manager.check_writable()  # fail now, not at the first save
     metrics = MetricsLog(run_dir / "metrics.jsonl")
@@ -97,6 +87,24 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     console.print(f"artifact: {artifact}")
     shutil.rmtree(run_dir / ".staging", ignore_errors=True)
     return RunResult(run_dir, "completed", trainer.state.global_step, resumed_from=resumed_from)
+
+
+def start_align_job(spec: JobSpec, run_dir: Path, need: Need, *, row_tools: bool = True) -> tuple[AlignJob, AlignData]:
+    """What every alignment run does first: seed, resolve the base and the device, load and record the
+    data (`need` and `row_tools`: see align.data.load_align_data), and refuse a job that cannot fit
+    before any model loads."""
+    from tunewise.models import resolve_base_model, resolve_device_policy
+    from tunewise.models.load import load_tokenizer
+
+    seed_everything(spec.train.seed)
+    base_dir = resolve_base_model(spec.base_model)
+    job = AlignJob(spec, run_dir, spec.method_config(), resolve_device_policy(spec.train.device, spec.train.precision),
+                   base_dir, load_tokenizer(base_dir))
+    data = load_align_data(spec, job.tokenizer, spec.method.name, need, row_tools=row_tools)
+    write_data_files(run_dir, data)
+    console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
+    require_fit(spec, base_dir, job.policy)
+    return job, data
 
 
 def require_fit(spec: JobSpec, base_dir: Path, policy: DevicePolicy) -> None:
@@ -138,8 +146,4 @@ def _quiet(trainer: Any) -> None:
 
 
 def _print_parameters(method: str, model: Any) -> None:
-    from tunewise.train.session import count_parameters
-
-    trainable, total = count_parameters(model)
-    console.print(f"method [bold]{method}[/]: trainable params: {trainable:,} || all params: {total:,} "
-                  f"|| trainable%: {100 * trainable / max(total, 1):.4f}")
+    console.print(parameter_summary(method, model))

@@ -7,15 +7,11 @@ metrics.jsonl: a reward that climbs while the KL runs away is the classic sign o
 
 from __future__ import annotations
 
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
-from rich.console import Console
 
-from tunewise.errors import SpecError
 from tunewise.methods import Method, register_method
 from tunewise.methods._align_common import (
     ALIGN_LR_RANGE,
@@ -23,11 +19,7 @@ from tunewise.methods._align_common import (
     AlignOptions,
     align_warnings,
     build_adapter,
-    load_frozen_reference,
-    load_policy_model,
 )
-
-console = Console(stderr=True)
 
 
 class PpoConfig(AlignOptions):
@@ -47,110 +39,11 @@ class PpoConfig(AlignOptions):
     eval_prompts: int = Field(16, ge=0, description="Held-out prompts answered and scored at each checkpoint.")
 
 
-@contextmanager
-def _adapter_off(policy: Any):
-    with policy.disable_adapter():
-        yield policy
-
-
 def train(spec: Any, run_dir: Path) -> Any:
-    from tunewise.align.data import load_align_data, write_data_files
-    from tunewise.align.ppo import ppo_loop, resume_ppo, total_ppo_steps
-    from tunewise.align.reward_model import RewardScorer
-    from tunewise.align.session import AlignJob, require_fit, write_artifact
-    from tunewise.models import resolve_base_model, resolve_device_policy
-    from tunewise.models.load import load_tokenizer
-    from tunewise.train.checkpoint import CheckpointManager, SavePolicy
-    from tunewise.train.metrics_log import MetricsLog
-    from tunewise.train.run import RunResult, seed_everything, write_status
-    from tunewise.train.session import TrainingSession, count_parameters
-    from tunewise.train.state import LoopState
+    """PPO's trainer: our own loop, run by tunewise.align.ppo_job."""
+    from tunewise.align.ppo_job import run_ppo_job
 
-    cfg: PpoConfig = spec.method_config()
-    if not cfg.reward_model:
-        raise SpecError("method.reward_model: PPO needs a trained reward model",
-                        hint="train one with method: reward on preference pairs, then give its run name or directory")
-    seed_everything(spec.train.seed)
-    base_dir = resolve_base_model(spec.base_model)
-    policy = resolve_device_policy(spec.train.device, spec.train.precision)
-    job = AlignJob(spec, run_dir, cfg, policy, base_dir, load_tokenizer(base_dir))
-    data = load_align_data(spec, job.tokenizer, "ppo", "prompts")
-    write_data_files(run_dir, data)
-    train_prompts = [row["prompt"] for row in data.train]
-    val_prompts = [row["prompt"] for row in data.validation]
-    require_fit(spec, base_dir, policy)
-
-    scorer = RewardScorer.load(cfg.reward_model, policy)
-    model = _build_policy(job)
-    reference = _reference(job, model)
-    prompts_per_step = spec.train.micro_batch_size * spec.train.gradient_accumulation
-    total = total_ppo_steps(len(train_prompts), prompts_per_step, spec.train.epochs, spec.train.max_steps)
-    optimizer, scheduler = TrainingSession(spec, run_dir).optimizer_and_scheduler(model, total)
-    trainable, all_params = count_parameters(model.policy)
-    console.print(f"method [bold]ppo[/]: trainable params: {trainable + model.value_head.weight.numel() + 1:,} "
-                  f"(policy {trainable:,} + value head) || all params: {all_params:,}")
-
-    manager = CheckpointManager(spec.checkpoint.dir or str(run_dir / "checkpoints"), keep_best=spec.checkpoint.keep_best,
-                                keep_last=spec.checkpoint.keep_last, metric="val_reward_mean", mode="max")
-    manager.check_writable()
-    metrics = MetricsLog(run_dir / "metrics.jsonl")
-    state = resume_ppo(manager, model, optimizer, scheduler, run_dir / ".staging")
-    resumed_from = state.step if state else None
-    metrics.truncate_after(resumed_from or 0)  # rows a killed attempt logged past the checkpoint are redone
-    if state is not None:
-        console.print(f"[green]resuming[/] from checkpoint at step {state.step} of {total}")
-    state = state or LoopState()
-    write_status(run_dir, total_steps=total, step=state.step)
-    settings = _settings(spec, cfg, total, prompts_per_step, run_dir)
-    state = ppo_loop(model, reference, job.tokenizer, scorer.score, optimizer, scheduler, train_prompts,
-                     val_prompts, state, settings, manager, SavePolicy.from_spec(spec.checkpoint), metrics)
-    artifact = write_artifact(job, model.policy)  # the value head stays in the checkpoints only
-    console.print(f"artifact: {artifact}")
-    shutil.rmtree(run_dir / ".staging", ignore_errors=True)
-    return RunResult(run_dir, "completed", state.step, resumed_from=resumed_from)
-
-
-def _settings(spec: Any, cfg: PpoConfig, total: int, prompts_per_step: int, run_dir: Path) -> Any:
-    from tunewise.align.ppo import PPOSettings
-
-    return PPOSettings(
-        total_steps=total, prompts_per_step=prompts_per_step, micro_batch_size=spec.train.micro_batch_size,
-        ppo_epochs=cfg.ppo_epochs, kl_coef=cfg.kl_coef, clip_range=cfg.clip_range,
-        value_clip_range=cfg.value_clip_range, vf_coef=cfg.vf_coef, gamma=cfg.gamma, lam=cfg.lam,
-        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, max_grad_norm=spec.train.max_grad_norm,
-        kl_warn=cfg.kl_warn, eval_prompts=cfg.eval_prompts, seed=spec.train.seed, staging_dir=run_dir / ".staging",
-    )
-
-
-def _build_policy(job: Any) -> Any:
-    from trl.trainer.utils import disable_dropout_in_model
-
-    from tunewise.align.ppo_rollout import PolicyWithValue
-
-    cfg = job.cfg
-    model = load_policy_model(job.base_dir, job.policy, cfg, seed=job.spec.train.seed)
-    model.config.use_cache = True  # every step samples from the policy
-    model = build_adapter(model, cfg)
-    if job.spec.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    # Dropout would make the sampled and the re-computed log-probs differ before any update.
-    disable_dropout_in_model(model)
-    wrapped = PolicyWithValue(model, model.config.get_text_config().hidden_size)
-    wrapped.value_head.to(job.policy.device)  # the policy is placed already (a 4-bit one must not be moved)
-    return wrapped
-
-
-def _reference(job: Any, model: Any):
-    """A factory of context managers yielding the reference: adapter off, or a frozen copy of the base."""
-    if job.cfg.adapter != "none":
-        return lambda: _adapter_off(model.policy)
-    job.ref_model = load_frozen_reference(job.base_dir, job.policy)
-
-    @contextmanager
-    def frozen():
-        yield job.ref_model
-
-    return frozen
+    return run_ppo_job(spec, run_dir)
 
 
 METHOD = register_method(

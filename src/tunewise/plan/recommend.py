@@ -19,7 +19,7 @@ from tunewise.plan.hardware import GIB
 if TYPE_CHECKING:
     from tunewise.plan.costs import ArtifactSizes
     from tunewise.plan.dataset import DatasetSize
-    from tunewise.plan.planner import ModeResult
+    from tunewise.plan.mode_result import ModeResult
     from tunewise.plan.request import PlanRequest
 
 SMALL_DATASET_EXAMPLES = 1_000

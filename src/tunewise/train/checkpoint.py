@@ -102,12 +102,16 @@ class CheckpointManager:
         self._verified: dict[str, tuple] = {}  # local dir -> stat signature when last verified
 
     @classmethod
-    def from_spec(cls, spec: CheckpointSpec, run_dir: str | Path) -> CheckpointManager:
-        """The manager for a job's `checkpoint` section; a relative `dir` (default `checkpoints`) is under run_dir."""
+    def from_spec(cls, spec: CheckpointSpec, run_dir: str | Path, *, metric: str = "val_loss",
+                  mode: str = "min") -> CheckpointManager:
+        """The manager for a job's `checkpoint` section; a relative `dir` (default `checkpoints`) is under run_dir.
+
+        `metric` and `mode` rank checkpoints for keep_best (a loss by default; PPO keeps its best reward).
+        """
         root = spec.dir or "checkpoints"
         if "://" not in root and not Path(root).is_absolute():
             root = str(Path(run_dir) / root)  # relative: inside the run, wherever the command runs from
-        return cls(root, keep_best=spec.keep_best, keep_last=spec.keep_last)
+        return cls(root, keep_best=spec.keep_best, keep_last=spec.keep_last, metric=metric, mode=mode)
 
     # --- writing -------------------------------------------------------------------------------
 

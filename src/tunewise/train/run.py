@@ -1,37 +1,32 @@
 """The train stage: JobSpec in, a run directory with metrics, checkpoints and an artifact out.
 
-Re-running the same command resumes the same run from its newest complete checkpoint.
+Re-running the same command resumes the same run from its newest complete checkpoint. A spec with
+`stages:` (see tunewise.spec_stages) runs each stage as its own run, `<name>-<i>-<method>`, so a
+re-run skips finished stages and resumes the one that was interrupted. The first stage starts from
+`base_model`; each later one from the previous stage's artifact, merged into full weights
+(`<previous run>/merged`), which is also the reference policy DPO-style methods compare to.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import random
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from tunewise.errors import SpecError
-from tunewise.spec import JobSpec
+from tunewise.spec import JobSpec, load_spec, resolve_relative_paths
+from tunewise.spec_stages import stage_dicts
 from tunewise.train.allocator import active_allocator
+from tunewise.train.building_blocks import RunResult, read_status, write_status
 from tunewise.workspace import runs_dir
 
 console = Console(stderr=True)
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    state: str  # completed | failed
-    steps: int
-    resumed_from: int | None = None
-    already_done: bool = False
+MERGED_DIR = "merged"  # a stage's adapter merged into its base, where the next stage starts
 
 
 def run_name_for(spec: JobSpec, spec_path: str | Path | None) -> str:
@@ -40,18 +35,6 @@ def run_name_for(spec: JobSpec, spec_path: str | Path | None) -> str:
         return spec.name
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(spec_path).stem if spec_path else "").lstrip("._-")[:60] or "job"
     return f"{stem}-{spec.content_hash()}"
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "status.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def write_status(run_dir: Path, **fields: Any) -> None:
-    status = {**read_status(run_dir), **fields}
-    tmp = run_dir / "status.json.tmp"
-    tmp.write_text(json.dumps(status, indent=2))
-    os.replace(tmp, run_dir / "status.json")
 
 
 def resolved_spec(spec: JobSpec) -> JobSpec:
@@ -71,8 +54,6 @@ def prepare_run_dir(spec: JobSpec, spec_path: str | Path | None, restart: bool) 
         shutil.rmtree(run_dir)
     stored = run_dir / "spec.yaml"
     if stored.is_file():
-        from tunewise.spec import load_spec
-
         previous = load_spec(stored)
         if previous.content_hash() != resolved_spec(spec).content_hash():
             raise SpecError(
@@ -85,15 +66,6 @@ def prepare_run_dir(spec: JobSpec, spec_path: str | Path | None, restart: bool) 
     return run_dir, False
 
 
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, restart: bool = False) -> RunResult:
     """Train (resuming if possible), write the artifact, then evaluate and apply the gate.
 
@@ -101,8 +73,6 @@ def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, rest
     A spec with `stages:` runs each stage as its own run, in order, and returns the last one's result.
     """
     if spec.stages:
-        from tunewise.align.pipeline import run_stages
-
         staged = spec.model_dump(mode="json", exclude_unset=True)
         return run_stages(staged, spec_path=spec_path, restart=restart)[-1]
     run_dir, done = prepare_run_dir(spec, spec_path, restart)
@@ -190,3 +160,50 @@ class _Tracking:
             self._tracking.log_artifacts(self.handle)
         finally:
             self._tracking.end_run(self.handle, state)
+
+
+# --- chained stages ------------------------------------------------------------------------------
+
+
+def run_stages(raw: dict[str, Any] | str | Path, *, overrides: list[str] | None = None, restart: bool = False,
+               spec_path: str | Path | None = None) -> list[RunResult]:
+    """Run every stage of a staged spec in order; returns their RunResults.
+
+    Args:
+        raw: the staged spec (a mapping, or a YAML file path).
+        overrides: dotted overrides applied to every stage (e.g. train.device=cpu).
+        restart: discard and redo every stage's run.
+        spec_path: where the spec came from (relative data paths resolve from its folder; default name).
+    """
+    if not isinstance(raw, dict):
+        spec_path = Path(raw)
+        raw = load_spec(spec_path).model_dump(mode="json", exclude_unset=True)  # every stage checked up front
+    job_name = raw.get("name") or (Path(spec_path).stem if spec_path else "job")
+    base_folder = Path(spec_path).parent if spec_path else Path.cwd()
+    results: list[RunResult] = []
+    start_from = raw.get("base_model")
+    for i, stage in enumerate(stage_dicts(raw, job_name=job_name)):
+        if i > 0:
+            stage["base_model"] = str(handoff(results[-1].run_dir))
+        elif start_from is not None:
+            stage["base_model"] = start_from
+        spec = load_spec(raw=resolve_relative_paths(stage, base_folder), overrides=overrides)
+        console.rule(f"[bold]stage {i + 1}: {spec.method.name} ({spec.name})")
+        results.append(run_training_job(spec, restart=restart))
+    return results
+
+
+def handoff(run_dir: Path) -> Path:
+    """The model the next stage starts from: the run's full-weight artifact, or its adapter merged
+    into the base (written once to `<run>/merged`)."""
+    from tunewise.models.artifact import read_artifact_info
+    from tunewise.models.merge import merge_run
+
+    info = read_artifact_info(run_dir)
+    if not info.adapter:
+        return info.path
+    merged = Path(run_dir) / MERGED_DIR
+    if (merged / "config.json").is_file():
+        return merged
+    console.print(f"merging the {info.method} adapter of {Path(run_dir).name} into its base for the next stage")
+    return merge_run(run_dir, merged)

@@ -16,16 +16,9 @@ from tunewise.models import resolve_base_model, resolve_device_policy
 from tunewise.models.artifact import write_artifact_info
 from tunewise.models.load import load_causal_lm, load_tokenizer
 from tunewise.spec import JobSpec
+from tunewise.train.building_blocks import optimizer_and_scheduler, parameter_summary
 
 console = Console(stderr=True)
-
-
-def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) as peft counts them (4-bit weights count at their real size)."""
-    if hasattr(model, "get_nb_trainable_parameters"):
-        return model.get_nb_trainable_parameters()
-    total = sum(p.numel() for p in model.parameters())
-    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
 
 
 class TrainingSession:
@@ -85,26 +78,8 @@ class TrainingSession:
             from tunewise.train.compile import compile_decoder_layers
 
             console.print(f"compiling {compile_decoder_layers(model)} decoder layers (the first steps are slower)")
-        trainable, total = count_parameters(model)
-        console.print(
-            f"method [bold]{self.method.name}[/]: trainable params: {trainable:,} || all params: {total:,} "
-            f"|| trainable%: {100 * trainable / max(total, 1):.4f}"
-        )
+        console.print(parameter_summary(self.method.name, model))
         return model
-
-    def optimizer_and_scheduler(self, model: Any, total_steps: int) -> tuple[Any, Any]:
-        import math
-
-        import torch
-        from transformers import get_scheduler
-
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.spec.resolved_learning_rate(),
-                                      weight_decay=self.spec.train.weight_decay)
-        warmup = math.ceil(self.spec.train.warmup_ratio * total_steps)
-        scheduler = get_scheduler(self.spec.train.lr_scheduler, optimizer, num_warmup_steps=warmup,
-                                  num_training_steps=total_steps)
-        return optimizer, scheduler
 
     def write_artifact(self, model: Any, tokenizer: Any, base_dir: Path) -> Path:
         """Adapter-only for PEFT methods, a whole model for full; written aside, then renamed."""
@@ -159,7 +134,7 @@ class TrainingSession:
         from tunewise.train.checkpoint import CheckpointManager, SavePolicy
         from tunewise.train.loop import LoopConfig, resume_if_possible, total_steps_for, train_loop
         from tunewise.train.metrics_log import MetricsLog
-        from tunewise.train.run import RunResult, seed_everything, write_status
+        from tunewise.train.building_blocks import RunResult, seed_everything, write_status
         from tunewise.train.state import LoopState
 
         spec = self.spec
@@ -179,7 +154,7 @@ class TrainingSession:
             fix_batch_width(plan, val_plan)
         total = total_steps_for(plan, spec.train.epochs, accumulation, spec.train.max_steps)
         model = self.build_model(base_dir)
-        optimizer, scheduler = self.optimizer_and_scheduler(model, total)
+        optimizer, scheduler = optimizer_and_scheduler(spec, model, total)
         manager = CheckpointManager.from_spec(spec.checkpoint, self.run_dir)
         manager.check_writable()
         metrics = MetricsLog(self.run_dir / "metrics.jsonl")

@@ -9,11 +9,11 @@ import yaml
 
 from tests.helpers import write_chat_dataset
 from tests.unit.align.conftest import FIXTURES
-from tunewise.align.pipeline import run_stages, stage_dicts
+from tunewise.spec_stages import stage_dicts
 from tunewise.cli import main
 from tunewise.errors import SpecError
 from tunewise.spec import load_spec
-from tunewise.train.run import read_status, run_training_job
+from tunewise.train.run import read_status, run_stages, run_training_job
 from tunewise.workspace import runs_dir
 
 
