@@ -1,7 +1,7 @@
 """The `tunewise` command line.
 
-Every module in this package that defines `register(app)` adds its commands; nothing central is
-edited to add a command group. Heavy libraries (torch, transformers) are imported inside the
+Every module in this package that defines `register(app)` adds its commands, each in one of the
+help panels of `_panels.py`; nothing central is edited to add a command group. Heavy libraries (torch, transformers) are imported inside the
 commands so `tunewise --help` stays instant.
 """
 
@@ -15,12 +15,15 @@ import sys
 import typer
 from rich.console import Console
 
+from tunewise.cli._help import TunewiseGroup, adopt
+
 app = typer.Typer(
     name="tunewise",
     help="Plan the adaptation that fits your budget, then train, evaluate and register it.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=TunewiseGroup,
 )
 err_console = Console(stderr=True)
 
@@ -36,6 +39,7 @@ def _register_command_modules() -> None:
 
 
 _register_command_modules()
+adopt(app)  # every command's --help readable at 80 columns, in lifecycle order
 
 
 _command_argv: list[str] | None = None

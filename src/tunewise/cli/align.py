@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tunewise.cli import _panels
 from tunewise.cli._common import console, print_json
 
 JUDGE_HELP = "Judge: exactly one of --judge, --judge-url (+ --judge-model), --judge-fn, --judge-reward-model."
@@ -85,5 +86,6 @@ def winrate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("synthesize-preferences", help=synthesize_preferences.__doc__)(synthesize_preferences)
-    app.command("winrate", help=winrate.__doc__)(winrate)
+    app.command("synthesize-preferences", help=synthesize_preferences.__doc__,
+                rich_help_panel=_panels.ALIGN)(synthesize_preferences)
+    app.command("winrate", help=winrate.__doc__, rich_help_panel=_panels.ALIGN)(winrate)

@@ -97,4 +97,4 @@ def formats(
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(data_app, name="data")
+    app.add_typer(data_app, name="data", rich_help_panel=_panels.DATA)

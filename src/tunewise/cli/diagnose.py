@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from tunewise.cli import _panels
 from tunewise.spec import BUNDLED_MODEL
 
 
@@ -49,4 +50,4 @@ def diagnose_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("diagnose")(diagnose_command)
+    app.command("diagnose", rich_help_panel=_panels.PLAN)(diagnose_command)

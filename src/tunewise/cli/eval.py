@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from tunewise.cli import _panels
 from tunewise.cli._common import console, print_json
 
 
@@ -72,7 +73,7 @@ def _print_report(report: Any, verdict: Any) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("eval")
+    @app.command("eval", rich_help_panel=_panels.EVALUATE)
     def eval_command(
         run: str = typer.Argument(..., help="Run directory or name under the workspace's runs/."),
         as_json: bool = typer.Option(False, "--json", help="Print the report and verdict as JSON."),
@@ -101,7 +102,7 @@ def register(app: typer.Typer) -> None:
         if not verdict.passed:
             raise SystemExit(1)  # typer.Exit's code is dropped under standalone_mode=False
 
-    @app.command("report")
+    @app.command("report", rich_help_panel=_panels.EVALUATE)
     def report_command(
         run: str = typer.Argument(..., help="Run directory or name."),
         out: Path | None = typer.Option(None, help="Where to write the HTML (default <run>/report.html)."),

@@ -6,7 +6,8 @@ from typing import Any
 
 import typer
 
-from tunewise.plan.request import PlanRequest
+from tunewise.cli import _panels
+from tunewise.plan.request import AlignmentPolicy, Checkpointing, Objective, Optimizer, PlanRequest, Precision
 
 _F = PlanRequest.model_fields
 
@@ -35,14 +36,14 @@ def plan_command(
     hardware: str | None = _opt("hardware", "--hardware"),
     seq_len: int = _opt("seq_len", "--seq-len"),
     micro_batch: int = _opt("micro_batch", "--micro-batch"),
-    gradient_checkpointing: str = _opt("gradient_checkpointing", "--gradient-checkpointing"),
-    precision: str = _opt("precision", "--precision"),
-    optimizer: str = _opt("optimizer", "--optimizer"),
+    gradient_checkpointing: Checkpointing = _opt("gradient_checkpointing", "--gradient-checkpointing"),
+    precision: Precision = _opt("precision", "--precision"),
+    optimizer: Optimizer = _opt("optimizer", "--optimizer"),
     lora_r: int = _opt("lora_r", "--lora-r"),
     lora_targets: str = _opt("lora_targets", "--lora-targets"),
     lora_dropout: float = _opt("lora_dropout", "--lora-dropout"),
-    alignment_policy: str = _opt("alignment_policy", "--alignment-policy"),
-    objective: str = _opt("objective", "--objective"),
+    alignment_policy: AlignmentPolicy = _opt("alignment_policy", "--alignment-policy"),
+    objective: Objective = _opt("objective", "--objective"),
     variants: int = _opt("variants", "--variants"),
     budget_usd: float | None = _opt("budget_usd", "--budget"),
     epochs: float = _opt("epochs", "--epochs"),
@@ -113,4 +114,4 @@ def _measure(request: PlanRequest, *, save: bool, steps: int, quiet: bool) -> li
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_command)
+    app.command("plan", rich_help_panel=_panels.PLAN)(plan_command)

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from tunewise.cli import _panels
 from tunewise.cli._common import console, print_json
 
 
@@ -34,7 +35,7 @@ def _print_models(models: list[dict[str, Any]]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("register")
+    @app.command("register", rich_help_panel=_panels.REGISTRY)
     def register_command(
         run: str = typer.Argument(..., help="Run directory or name."),
         name: str = typer.Option(..., "--name", help="Registered model name."),
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"registered {name} version {info.version} (gate: {info.gate}, "
                           f"{len(info.manifest)} files hashed)", highlight=False)
 
-    @app.command("promote")
+    @app.command("promote", rich_help_panel=_panels.REGISTRY)
     def promote_command(
         name: str = typer.Argument(..., help="Registered model name."),
         version: str = typer.Argument(..., help="Version number."),
@@ -63,7 +64,7 @@ def register(app: typer.Typer) -> None:
         event = promote(name, version, to)
         print_json(event) if as_json else console.print(_event_line(event), highlight=False)
 
-    @app.command("rollback")
+    @app.command("rollback", rich_help_panel=_panels.REGISTRY)
     def rollback_command(
         name: str = typer.Argument(..., help="Registered model name."),
         as_json: bool = typer.Option(False, "--json", help="Print the recorded event as JSON."),
@@ -74,7 +75,7 @@ def register(app: typer.Typer) -> None:
         event = rollback(name)
         print_json(event) if as_json else console.print(_event_line(event), highlight=False)
 
-    @app.command("models")
+    @app.command("models", rich_help_panel=_panels.REGISTRY)
     def models_command(
         name: str | None = typer.Argument(None, help="Show one model with its promotion history."),
         as_json: bool = typer.Option(False, "--json", help="Print as JSON."),

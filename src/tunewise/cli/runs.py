@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from tunewise.cli import _panels
 from tunewise.cli._common import console, print_json
 
 # Key metrics and their short column headers (the table has to fit a terminal; --json has every field).
@@ -31,7 +32,7 @@ def _compare_rows(summaries: list[dict[str, Any]]) -> list[tuple[str, list[Any]]
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("runs")
+    @app.command("runs", rich_help_panel=_panels.TRAIN)
     def runs_command(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
         """List runs with status, method, losses, key metrics (EM exact match, F1 token F1, RL ROUGE-L,
         acc accuracy, win judge win-rate, ppl+ general-text perplexity change) and gate verdict."""
@@ -58,7 +59,7 @@ def register(app: typer.Typer) -> None:
                           *[_fmt(s["metrics"].get(k), 3) for k in shown], _fmt(s["gate"]))
         console.print(table)
 
-    @app.command("compare")
+    @app.command("compare", rich_help_panel=_panels.EVALUATE)
     def compare_command(
         runs: list[str] = typer.Argument(..., help="Two or more run directories or names."),
         as_json: bool = typer.Option(False, "--json", help="Print as JSON."),

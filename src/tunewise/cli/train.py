@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from tunewise.cli import _panels
 from tunewise.cli._common import console, print_json
 
 
@@ -99,7 +100,7 @@ def generate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(train)
-    app.command()(methods)
-    app.command()(merge)
-    app.command()(generate)
+    app.command(rich_help_panel=_panels.TRAIN)(train)
+    app.command(rich_help_panel=_panels.TRAIN)(methods)
+    app.command(rich_help_panel=_panels.SERVE)(merge)
+    app.command(rich_help_panel=_panels.SERVE)(generate)

@@ -13,6 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tunewise.errors import SpecError
 
 Objective = Literal["instruction", "domain_knowledge", "task_specific", "alignment"]
+Checkpointing = Literal["auto", "on", "off"]
+Precision = Literal["auto", "fp32", "bf16", "mixed"]
+Optimizer = Literal["adamw", "adamw_fused", "adamw_8bit", "paged_adamw_8bit"]
+AlignmentPolicy = Literal["auto", "full", "lora"]
 
 
 class PlanRequest(BaseModel):
@@ -38,19 +42,19 @@ class PlanRequest(BaseModel):
 
     seq_len: int = Field(1024, ge=8, description="Sequence length in tokens.")
     micro_batch: int = Field(4, ge=1, description="Sequences per forward pass per GPU.")
-    gradient_checkpointing: Literal["auto", "on", "off"] = Field(
+    gradient_checkpointing: Checkpointing = Field(
         "auto", description="auto: only where a mode would not fit without it."
     )
-    precision: Literal["auto", "fp32", "bf16", "mixed"] = Field(
+    precision: Precision = Field(
         "auto", description="auto: fp32 on CPU, bf16 on GPU (tunewise's device policy); mixed: fp32 master weights and moments."
     )
-    optimizer: Literal["adamw", "adamw_fused", "adamw_8bit", "paged_adamw_8bit"] = Field(
+    optimizer: Optimizer = Field(
         "adamw", description="Optimizer whose states are counted."
     )
     lora_r: int = Field(16, ge=1, description="LoRA rank (lora, qlora, dora).")
     lora_targets: str = Field("all-linear", description="LoRA target modules: all-linear or a comma list (q_proj,v_proj).")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout (its masks take activation memory).")
-    alignment_policy: Literal["auto", "full", "lora"] = Field(
+    alignment_policy: AlignmentPolicy = Field(
         "auto", description="How DPO/PPO train the policy; auto: full if it fits, else a LoRA adapter."
     )
 
