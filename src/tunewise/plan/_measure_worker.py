@@ -52,7 +52,7 @@ def run(args: dict) -> dict:
 
     from tunewise.methods import get_method
     from tunewise.models.device import resolve_device_policy
-    from tunewise.models.load import load_causal_lm
+    from tunewise.models.load import enable_activation_checkpointing, load_causal_lm
 
     method = get_method(args["mode"])
     cfg = method.config_class()
@@ -73,7 +73,7 @@ def run(args: dict) -> dict:
         gc.collect()
     model.config.use_cache = False
     if args["gradient_checkpointing"]:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     model = method.build(model, cfg)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]

@@ -39,6 +39,7 @@ from tunewise.plan.request import PlanRequest
 from tunewise.plan.throughput import flops_per_token, tokens_per_second
 
 MAX_GPUS = 4096
+NO_DATASET = "time and cost need it (--data FILE, --tokens N or --examples N)"
 
 
 class PlanRefused(TunewiseError):
@@ -52,7 +53,7 @@ class PlanReport:
     model_label: str
     device: Device
     device_memory_bytes: int
-    dataset: DatasetSize
+    dataset: DatasetSize | None  # None: no size given; the plan covers memory and placement only
     precision: str
     modes: list[ModeResult]
     recommendation: Recommendation
@@ -81,7 +82,8 @@ class PlanReport:
                 "price_per_hour_usd": [self.device.price.low, self.device.price.high],
                 "catalog": self.catalog_source,
             },
-            "dataset": {"examples": self.dataset.examples, "tokens": self.dataset.tokens, "source": self.dataset.source},
+            "dataset": None if self.dataset is None else {
+                "examples": self.dataset.examples, "tokens": self.dataset.tokens, "source": self.dataset.source},
             "setup": {
                 "seq_len": self.request.seq_len,
                 "micro_batch": self.request.micro_batch,
@@ -114,7 +116,8 @@ def _resolve_shape(req: PlanRequest) -> tuple[ModelShape, str, Path | None]:
     return shape_from_model_dir(model_dir), name, model_dir
 
 
-def _dataset(req: PlanRequest, model_dir: Path | None) -> DatasetSize:
+def _dataset(req: PlanRequest, model_dir: Path | None) -> DatasetSize | None:
+    """The dataset's size, or None when none is given: memory does not depend on it, time and cost do."""
     if req.data:
         tokenizer = None
         if model_dir is not None:
@@ -122,6 +125,8 @@ def _dataset(req: PlanRequest, model_dir: Path | None) -> DatasetSize:
 
             tokenizer = load_tokenizer(model_dir)
         return measure_file(req.data, tokenizer)
+    if req.tokens is None and req.examples is None:
+        return None
     return from_numbers(tokens=req.tokens, examples=req.examples, mean_tokens=req.mean_example_tokens)
 
 
@@ -217,7 +222,7 @@ def _policies(mode: str, req: PlanRequest) -> list[str | None]:
 
 
 def _evaluate(mode: str, shape: ModelShape, req: PlanRequest, device: Device, memory: int, catalog: Catalog,
-              base: TrainSetup, dataset: DatasetSize, calib_model: str, calib_device: str) -> ModeResult:
+              base: TrainSetup, dataset: DatasetSize | None, calib_model: str, calib_device: str) -> ModeResult:
     available = 1 if device.is_cpu else req.gpus
     chosen = None
     for policy in _policies(mode, req):
@@ -235,24 +240,37 @@ def _evaluate(mode: str, shape: ModelShape, req: PlanRequest, device: Device, me
         shard = "zero3" if used > 1 else "none"
         est = estimate_memory(shape, replace(setup, num_gpus=used, sharding=shard, gradient_checkpointing=True))
     single = estimate_memory(shape, replace(est.setup, num_gpus=1, sharding="none"))
+    lean = estimate_memory(shape, replace(est.setup, micro_batch=1, gradient_checkpointing=True))
     scheduling, short, mig = _scheduling(mode, needed, device, est)
     tps, source = _throughput(shape, est.setup, device, catalog, used, calib_model, calib_device)
-    hours = dataset.tokens / tps / 3600 if tps > 0 else float("inf")
-    run_hours = hours * req.epochs * used
-    price = device.price
+    hours, cost, cost_range = _time_and_cost(dataset, tps, req.epochs * used, device)
     notes = []
     if est.setup.num_gpus > 1 and est.setup.sharding != "none":
         notes.append(f"{est.setup.sharding} sharding across {est.setup.num_gpus} GPUs")
     if policy:
         notes.append(f"policy trained as {'a LoRA adapter' if policy == 'lora' else 'a full model'}")
-    cost = run_hours * price.mid
     return ModeResult(
-        mode=mode, memory=est, single_device_peak_bytes=single.peak_bytes, fits=fits, gpus_needed=needed,
-        gpus_used=used, sharding=est.setup.sharding, gradient_checkpointing=est.setup.gradient_checkpointing,
-        tokens_per_s=tps, throughput_source=source, hours_per_epoch=hours, cost_usd=cost,
-        cost_range_usd=(run_hours * price.low, run_hours * price.high), scheduling=scheduling, scheduling_short=short, mig_slice=mig,
-        policy=policy, within_budget=req.budget_usd is None or cost <= req.budget_usd, notes=notes,
+        mode=mode, memory=est, lean_memory=lean, single_device_peak_bytes=single.peak_bytes, fits=fits,
+        gpus_needed=needed, gpus_used=used, sharding=est.setup.sharding,
+        gradient_checkpointing=est.setup.gradient_checkpointing, tokens_per_s=tps, throughput_source=source,
+        hours_per_epoch=hours, cost_usd=cost, cost_range_usd=cost_range, scheduling=scheduling,
+        scheduling_short=short, mig_slice=mig, policy=policy,
+        within_budget=req.budget_usd is None or cost is None or cost <= req.budget_usd, notes=notes,
     )
+
+
+def _time_and_cost(dataset: DatasetSize | None, tokens_per_s: float, device_epochs: float,
+                   device: Device) -> tuple[float | None, float | None, tuple[float, float] | None]:
+    """(hours per epoch, cost at the mid price, (low, high) cost) of the whole run; Nones without a dataset size.
+
+    `device_epochs`: epochs x devices used, the device-hours each hour of an epoch costs.
+    """
+    if dataset is None:
+        return None, None, None
+    hours = dataset.tokens / tokens_per_s / 3600 if tokens_per_s > 0 else float("inf")
+    device_hours = hours * device_epochs
+    price = device.price
+    return hours, device_hours * price.mid, (device_hours * price.low, device_hours * price.high)
 
 
 def _throughput(shape, setup: TrainSetup, device: Device, catalog: Catalog, devices: int, calib_model: str,
@@ -298,7 +316,7 @@ def plan(request: PlanRequest | None = None, **options: Any) -> PlanReport:
         request=req, shape=shape, model_label=label, device=device, device_memory_bytes=memory, dataset=dataset,
         precision=base.precision.name, modes=results, recommendation=rec,
         extra_costs=_extra_costs(req, results, rec, sizes, catalog, device), catalog_source=catalog.source,
-        assumptions=_assumptions(req, shape, device, base),
+        assumptions=_assumptions(req, shape, device, base, dataset),
     )
 
 
@@ -310,15 +328,21 @@ def _extra_costs(req, results, rec, sizes, catalog, device) -> dict[str, Any]:
         out["checkpoint_storage"] = costs.checkpoint_storage(
             adapter=adapter, sizes=sizes, trainable_params=chosen.memory.trainable_params, kept=req.checkpoints_kept,
             months=req.storage_months, usd_per_gb_month=float(catalog.costs.get("storage_usd_per_gb_month", 0.023)))
-        out["spot"] = costs.spot_offer(chosen.cost_usd, catalog, checkpointing=req.checkpointing)
-        run_gpu_hours = chosen.hours_per_epoch * req.epochs * chosen.gpus_used
+        if chosen.cost_usd is not None:  # spot prices the run; without a dataset size there is no run to price
+            out["spot"] = costs.spot_offer(chosen.cost_usd, catalog, checkpointing=req.checkpointing)
+        run_gpu_hours = None if chosen.hours_per_epoch is None else chosen.hours_per_epoch * req.epochs * chosen.gpus_used
         hours = req.gpu_hours_per_week or run_gpu_hours
-        out["cloud_vs_owned"] = costs.cloud_vs_owned(device, catalog, gpu_hours_per_week=hours)
+        if hours is not None:
+            out["cloud_vs_owned"] = costs.cloud_vs_owned(device, catalog, gpu_hours_per_week=hours)
     return out
 
 
-def _assumptions(req: PlanRequest, shape: ModelShape, device: Device, base: TrainSetup) -> list[str]:
+def _assumptions(req: PlanRequest, shape: ModelShape, device: Device, base: TrainSetup,
+                 dataset: DatasetSize | None) -> list[str]:
     out = [f"model shape: {shape.describe()} ({shape.source})"]
+    if dataset is None:
+        out.append(f"no dataset size: memory and placement are planned at micro-batch {req.micro_batch} x "
+                   f"{req.seq_len} tokens per sequence, which do not depend on it; {NO_DATASET}")
     if shape.assumed:
         out.append("architecture assumed from the parameter count; give --layers --hidden --vocab --intermediate "
                    "--heads --kv-heads to replace any of it")

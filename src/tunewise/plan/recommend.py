@@ -49,7 +49,7 @@ class Recommendation:
         return {"mode": self.mode, "reasons": self.reasons, "warnings": self.warnings, "alternatives": self.alternatives}
 
 
-def _preferred(req: PlanRequest, dataset: DatasetSize) -> tuple[str, list[str]]:
+def _preferred(req: PlanRequest, dataset: DatasetSize | None) -> tuple[str, list[str]]:
     """The mode the objective calls for, before hardware has a say."""
     if req.tokenizer_change:
         return "full", ["tokenizer change: new tokens need trained embedding and output rows, which LoRA "
@@ -62,7 +62,7 @@ def _preferred(req: PlanRequest, dataset: DatasetSize) -> tuple[str, list[str]]:
     if req.objective == "domain_knowledge":
         return "full", ["new factual knowledge from a domain corpus spreads across many layers; LoRA's low-rank "
                         "update absorbs less of it, so full fine-tuning (continued pre-training) is preferred"]
-    if req.objective == "task_specific" and dataset.examples >= FULL_TASK_EXAMPLES:
+    if req.objective == "task_specific" and dataset is not None and dataset.examples >= FULL_TASK_EXAMPLES:
         return "full", [f"task-specific with {dataset.examples:,} examples (over {FULL_TASK_EXAMPLES:,}): full "
                         "fine-tuning has the higher quality ceiling at this data scale"]
     what = "instruction following, format and persona" if req.objective == "instruction" else "a narrow task"
@@ -94,7 +94,9 @@ def _why_not(result: ModeResult, req: PlanRequest) -> str:
     return f"{result.mode} costs ${result.cost_usd:,.0f}, over the ${req.budget_usd:,.0f} budget"
 
 
-def recommend(results: list[ModeResult], req: PlanRequest, dataset: DatasetSize, sizes: ArtifactSizes) -> Recommendation:
+def recommend(results: list[ModeResult], req: PlanRequest, dataset: DatasetSize | None,
+              sizes: ArtifactSizes) -> Recommendation:
+    """The mode to train, with every reason; `dataset` None: the rules that need its size are skipped."""
     by_mode = {r.mode: r for r in results}
     preferred, reasons = _preferred(req, dataset)
     warnings: list[str] = []
@@ -124,15 +126,28 @@ def recommend(results: list[ModeResult], req: PlanRequest, dataset: DatasetSize,
     if chosen == "qlora" and preferred != "qlora":
         reasons.append("QLoRA fits: the 4-bit base takes about a quarter of the 16-bit weights' memory "
                        "(expect 80-90% of full fine-tuning quality, per Introl 2025)")
-    reasons.append(f"{chosen} fits: {result.memory.peak_bytes / GIB:.1f} GB per device on {result.gpus_used} x "
-                   f"{req.gpu}, about {result.hours_per_epoch * req.epochs:.1f} h and ${result.cost_usd:,.2f}")
-    if preferred == "full" and dataset.examples < SMALL_DATASET_EXAMPLES:
+    reasons.append(_fits_reason(result, req))
+    if dataset is None:
+        if req.budget_usd is not None:
+            warnings.append("the budget is not checked without a dataset size: give --data FILE, --tokens N "
+                            "or --examples N")
+        if req.objective == "task_specific":
+            warnings.append(f"a task-specific fine-tune with over {FULL_TASK_EXAMPLES:,} examples would call for "
+                            "full fine-tuning; the dataset size decides")
+    elif preferred == "full" and dataset.examples < SMALL_DATASET_EXAMPLES:
         warnings.append(f"only {dataset.examples:,} examples: a full fine-tune of every weight overfits data this "
                         "small; LoRA is the safer choice below ~1,000 examples")
     if req.tokenizer_change and chosen != "full":
         warnings.append("a tokenizer change needs the embeddings and output head trained too "
                         "(peft modules_to_save), which this adapter mode does not include by default")
     alternatives = [f"dora fits too: weight-decomposed LoRA, often a little better than LoRA at the same rank, "
-                    f"{by_mode['dora'].hours_per_epoch / max(result.hours_per_epoch, 1e-9):.1f}x the time"
+                    f"{result.tokens_per_s / max(by_mode['dora'].tokens_per_s, 1e-9):.1f}x the time"
                     ] if chosen == "lora" and _usable(by_mode["dora"]) else []
     return Recommendation(chosen, reasons, warnings, alternatives)
+
+
+def _fits_reason(result: ModeResult, req: PlanRequest) -> str:
+    where = f"{result.memory.peak_bytes / GIB:.1f} GB per device on {result.gpus_used} x {req.gpu}"
+    if result.hours_per_epoch is None or result.cost_usd is None:
+        return f"{result.mode} fits: {where}"
+    return f"{result.mode} fits: {where}, about {result.hours_per_epoch * req.epochs:.1f} h and ${result.cost_usd:,.2f}"

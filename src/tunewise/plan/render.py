@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich import box
+
 from tunewise.plan.hardware import GIB
+from tunewise.plan.planner import NO_DATASET
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -13,32 +16,30 @@ if TYPE_CHECKING:
     from tunewise.plan.measure import Measurement
     from tunewise.plan.planner import PlanReport
 
-_PARTS = [
-    ("weights", "weights"),
-    ("gradients", "grads"),
-    ("optimizer_states", "optim"),
-    ("activations", "activ"),
-    ("quantization_constants", "quant"),
-    ("reference_model", "ref"),
-    ("reward_model", "reward"),
-    ("value_model", "value"),
-    ("framework_overhead", "overhead"),
-]
+# Tables that fit 80 columns: a rule under the header, one space between columns, no outer border.
+_COMPACT = dict(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, show_edge=False)
 
 
 def _gb(value: float) -> str:
-    return f"{value / GIB:.2f}" if value else "-"
+    """GiB in at most 5 characters, 3 significant digits below 1000: 0.27, 6.67, 66.7, 1015."""
+    if not value:
+        return "-"
+    gib = value / GIB
+    return f"{gib:.2f}" if gib < 10 else f"{gib:.1f}" if gib < 1000 else f"{gib:.0f}"
 
 
-def _hours(h: float) -> str:
-    if h == float("inf"):
+def _hours(h: float | None) -> str:
+    if h is None or h == float("inf"):
         return "-"
     return f"{h * 60:.0f} min" if h < 1 else f"{h:,.1f} h"
 
 
-def render_plan(report: PlanReport, console: Console) -> None:
-    from rich.table import Table
+def _setup(micro_batch: int, seq_len: int, checkpointing: bool) -> str:
+    return f"{micro_batch}x{seq_len}" + (" ckpt" if checkpointing else "")
 
+
+def render_plan(report: PlanReport, console: Console) -> None:
+    """The plan as `tunewise plan` prints it: memory, then fit, time and cost, then the recommendation."""
     req = report.request
     console.print(f"[bold]Model[/] {report.model_label}: {report.shape.describe()}")
     if report.shape.assumed:
@@ -46,42 +47,62 @@ def render_plan(report: PlanReport, console: Console) -> None:
     gpus = "" if report.device.is_cpu else f"{req.gpus} x "
     console.print(f"[bold]Hardware[/] {gpus}{report.device.name}, {report.device_memory_bytes / GIB:.1f} GiB each "
                   f"(catalog: {report.catalog_source})")
-    console.print(f"[bold]Data[/] {report.dataset.source}; {req.epochs:g} epoch(s), seq {req.seq_len} x "
-                  f"micro-batch {req.micro_batch}, {report.precision}")
-    memory = Table(title="Peak memory per device, GiB (parts alive at the peak)", title_justify="left")
-    for col in ("mode", "peak", "weights", "grads", "optim", "activ", "quant", "models", "other"):
-        memory.add_column(col, justify="left" if col == "mode" else "right", style="bold" if col == "peak" else None)
+    data = report.dataset.source if report.dataset else f"[yellow]size not given: {NO_DATASET}[/]"
+    console.print(f"[bold]Data[/] {data}; {req.epochs:g} epoch(s), {report.precision}")
+    _render_memory(report, console)
+    _render_fit(report, console)
+    _render_recommendation(report, console)
+    _render_extra_costs(report, console)
+    console.print("[dim]Assumptions:[/]")
+    for line in report.assumptions:
+        console.print(f"  [dim]- {line}[/]", highlight=False)
+
+
+def _render_memory(report: PlanReport, console: Console) -> None:
+    from rich.table import Table
+
+    memory = Table(title="Peak memory per device, GiB, and the parts alive at the peak", title_justify="left",
+                   **_COMPACT)
+    for col in ("mode", "setup", "peak", "lean", "weights", "grads", "optim", "activ", "models", "other"):
+        memory.add_column(col, justify="left" if col in ("mode", "setup") else "right",
+                          style="bold" if col == "peak" else None, no_wrap=True)
     for m in report.modes:
         b = m.memory.breakdown
         models = sum(b.get(k, 0) for k in ("reference_model", "reward_model", "value_model"))
-        memory.add_row(m.mode, _gb(m.memory.peak_bytes), _gb(b.get("weights", 0)), _gb(b.get("gradients", 0)),
-                       _gb(b.get("optimizer_states", 0)), _gb(b.get("activations", 0)),
-                       _gb(b.get("quantization_constants", 0)), _gb(models), _gb(b.get("framework_overhead", 0)))
+        weights = b.get("weights", 0) + b.get("quantization_constants", 0)
+        memory.add_row(m.mode, _setup(m.memory.setup.micro_batch, m.memory.setup.seq_len, m.gradient_checkpointing),
+                       _gb(m.memory.peak_bytes), _gb(m.lean_memory.peak_bytes), _gb(weights),
+                       _gb(b.get("gradients", 0)), _gb(b.get("optimizer_states", 0)), _gb(b.get("activations", 0)),
+                       _gb(models), _gb(b.get("framework_overhead", 0)))
     console.print(memory)
-    console.print("  [dim]models: reference + reward + value models; other: framework overhead[/]")
-    plan = Table(title="Fit, time and cost", title_justify="left")
-    for col in ("mode", "fits", "GPUs", "setup", "tok/s", "epoch", "cost $", "shape"):
+    console.print(f"  [dim]setup: micro-batch x tokens per sequence, ckpt: gradient checkpointing; lean: the least "
+                  f"the mode needs, at {_setup(1, report.request.seq_len, True)}; weights include 4-bit "
+                  "quantization constants; models: reference, reward and value models; other: framework "
+                  "overhead[/]")
+
+
+def _render_fit(report: PlanReport, console: Console) -> None:
+    from rich.table import Table
+
+    plan = Table(title="Fit, time and cost", title_justify="left", **_COMPACT)
+    for col in ("mode", "fits", "GPUs", "how", "tok/s", "epoch", "cost $", "placement"):
         plan.add_column(col, justify="right" if col in ("GPUs", "tok/s", "epoch", "cost $") else "left")
     for m in report.modes:
         fits = "[green]yes[/]" if m.fits else "[red]no[/]"
         if m.fits and not m.within_budget:
             fits = "[yellow]budget[/]"
         need = "-" if m.gpus_needed is None else str(m.gpus_needed)
-        setup = [m.sharding if m.sharding != "none" else "", "ckpt" if m.gradient_checkpointing else "",
-                 f"{m.policy} policy" if m.policy else ""]
-        plan.add_row(m.mode, fits, f"{need}/{m.gpus_used}", " ".join(x for x in setup if x) or "-",
-                     f"{m.tokens_per_s:,.0f}", _hours(m.hours_per_epoch), f"{m.cost_usd:,.2f}", m.scheduling_short)
+        how = " ".join(x for x in (m.sharding if m.sharding != "none" else "",
+                                   f"{m.policy} policy" if m.policy else "") if x)
+        cost = "-" if m.cost_usd is None else f"{m.cost_usd:,.2f}"
+        plan.add_row(m.mode, fits, f"{need}/{m.gpus_used}", how or "-", f"{m.tokens_per_s:,.0f}",
+                     _hours(m.hours_per_epoch), cost, m.scheduling_short)
     console.print(plan)
-    console.print("  [dim]GPUs: needed/used; setup: sharding, gradient checkpointing, DPO/PPO policy; "
-                  "cost: whole run at the mid price (JSON has the range)[/]")
+    console.print("  [dim]GPUs: needed/used; how: sharding and the DPO/PPO policy (full or LoRA); cost: the whole "
+                  "run at the mid price (JSON has the range)[/]")
     sources = {m.throughput_source for m in report.modes if m.throughput_source.startswith("measured")}
     for source in sorted(sources):
         console.print(f"  [cyan]throughput {source}[/]")
-    _render_recommendation(report, console)
-    _render_extra_costs(report, console)
-    console.print("[dim]Assumptions:[/]")
-    for line in report.assumptions:
-        console.print(f"  [dim]- {line}[/]", highlight=False)
 
 
 def _render_recommendation(report: PlanReport, console: Console) -> None:
@@ -109,12 +130,13 @@ def _render_extra_costs(report: PlanReport, console: Console) -> None:
         console.print(f"  checkpoints: {store['checkpoints_kept']} x {store['gb_per_checkpoint']:,.2f} GB = "
                       f"{store['total_gb']:,.2f} GB, ${store['cost_usd']:,.2f} for {store['months']:g} month(s) at "
                       f"${store['usd_per_gb_month']}/GB-month", highlight=False)
-    spot = extra.get("spot")
-    if spot:
-        console.print(f"  spot/preemptible ({spot['discount']:.0%} off, resumes from checkpoints): "
-                      f"${spot['cost_usd']:,.2f}", highlight=False)
-    elif extra.get("checkpoint_storage") is not None:
-        console.print("  spot/preemptible: not offered without checkpointing (a preemption would lose the run)")
+    if "spot" in extra:  # absent without a dataset size: there is no run to price
+        spot = extra["spot"]
+        if spot:
+            console.print(f"  spot/preemptible ({spot['discount']:.0%} off, resumes from checkpoints): "
+                          f"${spot['cost_usd']:,.2f}", highlight=False)
+        else:
+            console.print("  spot/preemptible: not offered without checkpointing (a preemption would lose the run)")
     own = extra.get("cloud_vs_owned")
     if own:
         console.print(f"  rent or own one GPU: break-even at {own['break_even_hours_per_week']:g} GPU-hours a week "

@@ -16,11 +16,18 @@ FIXTURES = Path(__file__).parents[2] / "fixtures" / "plan"
 
 MODE_SCHEMA = {
     "type": "object",
-    "required": ["mode", "peak_memory_gb", "fits", "gpus_needed", "tokens_per_s", "hours_per_epoch", "cost_usd",
-                 "breakdown_gb", "scheduling"],
+    "required": ["mode", "micro_batch", "seq_len", "peak_memory_gb", "lean_peak_memory_gb", "lean_setup", "fits",
+                 "gpus_needed", "tokens_per_s", "hours_per_epoch", "cost_usd", "breakdown_gb", "scheduling",
+                 "gradient_checkpointing"],
     "properties": {
         "mode": {"enum": ["full", "lora", "qlora", "dora", "dpo", "ppo"]},
+        "micro_batch": {"type": "integer", "minimum": 1},
+        "seq_len": {"type": "integer", "minimum": 1},
         "peak_memory_gb": {"type": "number", "exclusiveMinimum": 0},
+        "lean_peak_memory_gb": {"type": "number", "exclusiveMinimum": 0},
+        "lean_setup": {"type": "object", "required": ["micro_batch", "seq_len", "gradient_checkpointing", "gpus",
+                                                      "sharding"]},
+        "gradient_checkpointing": {"type": "boolean"},
         "fits": {"type": "boolean"},
         "gpus_needed": {"type": ["integer", "null"], "minimum": 1},
         "tokens_per_s": {"type": "number", "exclusiveMinimum": 0},
@@ -138,3 +145,52 @@ def test_spot_is_only_offered_with_checkpointing(capsys):
     assert out["extra_costs"]["spot"] is None
     out = _run_json(capsys, "--params", "7e9", "--examples", "1000")
     assert out["extra_costs"]["spot"]["discount"] == pytest.approx(0.7)
+
+
+def test_memory_alone_needs_no_dataset_size_and_says_what_does(capsys):
+    out = _run_json(capsys, "--params", "7e9", "--gpu", "h100-80gb")
+    assert out["dataset"] is None
+    assert out["recommendation"]["mode"] == "lora"
+    for mode in out["modes"]:
+        assert mode["peak_memory_gb"] > 0 and mode["tokens_per_s"] > 0
+        assert mode["hours_per_epoch"] is None and mode["cost_usd"] is None and mode["cost_range_usd"] is None
+    assert "spot" not in out["extra_costs"] and "cloud_vs_owned" not in out["extra_costs"]
+    assert any("no dataset size" in a and "micro-batch 4 x 1024" in a for a in out["assumptions"])
+    _cli("plan", "--params", "7e9", "--gpu", "h100-80gb")
+    text = capsys.readouterr().out
+    assert "time and cost need it (--data FILE, --tokens N or --examples N)" in " ".join(text.split())
+
+
+def test_a_budget_without_a_dataset_size_is_not_silently_passed(capsys):
+    out = _run_json(capsys, "--params", "7e9", "--gpu", "h100-80gb", "--budget", "5")
+    assert any("budget is not checked" in w for w in out["recommendation"]["warnings"])
+
+
+def test_the_lean_setup_sits_beside_the_chosen_peak(capsys):
+    """QLoRA on a 7B at micro-batch 4 x 1024 without checkpointing peaks near 47 GiB; the same mode at
+    micro-batch 1 with gradient checkpointing, the setup the articles quote, needs under 10."""
+    out = _run_json(capsys, "--params", "7e9", "--gpu", "h100-80gb", "--tokens", "10000000")
+    qlora = next(m for m in out["modes"] if m["mode"] == "qlora")
+    assert (qlora["micro_batch"], qlora["seq_len"], qlora["gradient_checkpointing"]) == (4, 1024, False)
+    assert 40 < qlora["peak_memory_gb"] < 50
+    assert qlora["lean_setup"] == {"micro_batch": 1, "seq_len": 1024, "gradient_checkpointing": True, "gpus": 1,
+                                   "sharding": "none"}
+    assert 5 < qlora["lean_peak_memory_gb"] < 10
+    assert all(m["lean_peak_memory_gb"] <= m["peak_memory_gb"] for m in out["modes"])
+    _cli("plan", "--params", "7e9", "--gpu", "h100-80gb", "--tokens", "10000000")
+    text = capsys.readouterr().out
+    row = next(line for line in text.splitlines() if line.startswith("qlora ") and "4x1024" in line)
+    assert f"{qlora['peak_memory_gb']:.1f}" in row and f"{qlora['lean_peak_memory_gb']:.2f}" in row
+    assert any(line.startswith("dora ") and "4x1024 ckpt" in line for line in text.splitlines())
+
+
+@pytest.mark.parametrize("args", [("--params", "7e9", "--gpu", "h100-80gb", "--tokens", "10000000"),
+                                  ("--params", "70e9", "--gpu", "a100-40gb", "--gpus", "8", "--examples", "5000")])
+def test_plan_tables_are_readable_at_80_columns(capsys, args):
+    with pytest.raises(SystemExit):
+        main(["plan", *args])
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    header = next(line for line in text.splitlines() if line.startswith("mode ") and "lean" in line)
+    assert header.split() == ["mode", "setup", "peak", "lean", "weights", "grads", "optim", "activ", "models", "other"]
