@@ -68,6 +68,9 @@ def _quiet_mlflow() -> None:
 
     for name in ("mlflow", "alembic", "alembic.runtime.migration", "sqlalchemy"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    from tunewise.logs import quiet_libraries
+
+    quiet_libraries()  # inside a routed scope: mlflow's warnings to the log file, not its own stderr handler
 
 
 def tracking_uri() -> str:

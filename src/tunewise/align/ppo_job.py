@@ -79,13 +79,14 @@ def _build_policy(job: AlignJob) -> Any:
 
     from tunewise.align.ppo_rollout import PolicyWithValue
     from tunewise.methods._align_common import build_adapter, load_policy_model
+    from tunewise.models.load import enable_activation_checkpointing
 
     cfg = job.cfg
     model = load_policy_model(job.base_dir, job.policy, cfg, seed=job.spec.train.seed)
     model.config.use_cache = True  # every step samples from the policy
     model = build_adapter(model, cfg)
     if job.spec.train.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_activation_checkpointing(model)
     # Dropout would make the sampled and the re-computed log-probs differ before any update.
     disable_dropout_in_model(model)
     wrapped = PolicyWithValue(model, model.config.get_text_config().hidden_size)

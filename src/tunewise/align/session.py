@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from tunewise.align.data import AlignData, Need, load_align_data, write_data_files
+from tunewise.logs import quiet_libraries
 from tunewise.models.device import DevicePolicy
 from tunewise.spec import JobSpec
 from tunewise.train.building_blocks import RunResult, parameter_summary, seed_everything
@@ -70,6 +71,7 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         kl_probe=KLProbe(probe_rows, job.tokenizer, max_length=spec.data.max_length) if kl_probe else None,
     )
     trainer = make_trainer(job, data, [callback])
+    quiet_libraries()  # TRL brings datasets in: its logger, too, to the run's log file
     _quiet(trainer)
     callback.ref_model = job.ref_model
     _print_parameters(spec.method.name, trainer.model)

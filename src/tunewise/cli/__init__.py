@@ -16,10 +16,12 @@ import typer
 from rich.console import Console
 
 from tunewise.cli._help import TunewiseGroup, adopt
+from tunewise.logs import LEVEL_ENV, refresh_console_level, routed
 
 app = typer.Typer(
     name="tunewise",
-    help="Plan the adaptation that fits your budget, then train, evaluate and register it.",
+    help="Plan the adaptation that fits your budget, then train, evaluate and register it.\n\n"
+         "What other libraries log goes to the run's run.log, or to $TUNEWISE_HOME/logs/tunewise.log.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,6 +38,19 @@ def _register_command_modules() -> None:
         register = getattr(module, "register", None)
         if register is not None:
             register(app)
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show what other libraries log (transformers, "
+                                 "peft, ...) on stderr; it always goes to the log file (TUNEWISE_LOG_LEVEL sets "
+                                 "the level)."),
+) -> None:
+    # The app's own help text is the Typer's above; this callback only takes the global options.
+    if verbose:
+        if not os.environ.get(LEVEL_ENV):  # an explicit level wins; a re-executed `train` inherits it
+            os.environ[LEVEL_ENV] = "INFO"
+        refresh_console_level()
 
 
 _register_command_modules()
@@ -58,7 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     _command_argv = list(sys.argv[1:]) if argv is None else None
 
     try:
-        code = app(args=argv, standalone_mode=False)
+        with routed():  # other libraries' output to the workspace log; a run switches to its own
+            code = app(args=argv, standalone_mode=False)
     except TunewiseError as err:
         err_console.print(f"[bold red]error:[/] {err.message}", highlight=False)
         if err.hint:

@@ -11,17 +11,6 @@ from tunewise.cli import _panels
 from tunewise.cli._common import console, print_json
 
 
-def quiet_transformers() -> None:
-    """No weight-loading progress bars or deprecation notices in command output."""
-    import warnings
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", category=FutureWarning)
-
-
 def _spec_with_overrides(run_dir: Path, overrides: list[str]) -> dict[str, Any]:
     """The run's spec.yaml as a dict, with `--set` overrides applied to its eval section."""
     from tunewise.eval.runs import read_spec_dict
@@ -85,16 +74,17 @@ def register(app: typer.Typer) -> None:
         from tunewise.eval.runner import evaluate_run, write_results
         from tunewise.eval.runs import resolve_run_dir
         from tunewise.eval.spec import eval_spec_of
+        from tunewise.logs import routed, run_log_path
 
-        quiet_transformers()
         run_dir = resolve_run_dir(run)
         overrides = list(override) + ([f"max_examples={max_examples}"] if max_examples else [])
         spec = _spec_with_overrides(run_dir, overrides)
         espec = eval_spec_of(spec)
-        report = evaluate_run(run_dir, spec)
-        verdict = run_gate(report, espec)
-        write_results(run_dir, report, verdict)
-        _log_to_tracking(run_dir, report, verdict)
+        with routed(run_log_path(run_dir)):  # other libraries' output to the run's log file
+            report = evaluate_run(run_dir, spec)
+            verdict = run_gate(report, espec)
+            write_results(run_dir, report, verdict)
+            _log_to_tracking(run_dir, report, verdict)
         if as_json:
             print_json({"report": report.to_json(), "gate": verdict.model_dump(mode="json")})
         else:

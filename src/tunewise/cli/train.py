@@ -12,11 +12,16 @@ from tunewise.cli._common import console, print_json
 
 
 def _show_spec_warnings() -> None:
+    """Spec warnings as one yellow line each; any other warning goes where it went before."""
     from tunewise.spec import SpecWarning
+
+    previous = warnings.showwarning
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, SpecWarning):
             console.print(f"[yellow]warning:[/] {message}", highlight=False)
+        else:
+            previous(message, category, filename, lineno, file, line)
 
     warnings.showwarning = show
     warnings.simplefilter("always", SpecWarning)

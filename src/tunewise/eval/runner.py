@@ -155,13 +155,15 @@ def write_results(run_dir: str | Path, report: EvalReport, verdict: GateVerdict)
 
 
 def evaluate_and_gate(run_dir: str | Path, spec: Any = None) -> tuple[EvalReport, GateVerdict]:
-    """evaluate_run + run_gate + write_results, as `tunewise eval` does."""
+    """evaluate_run + run_gate + write_results, as `tunewise eval` does (other libraries' output to `<run>/run.log`)."""
     from tunewise.eval.gate import run_gate
+    from tunewise.logs import routed, run_log_path
 
     run_dir = resolve_run_dir(run_dir)
     if spec is None:
         spec = read_spec_dict(run_dir)
-    report = evaluate_run(run_dir, spec)
-    verdict = run_gate(report, eval_spec_of(spec))
-    write_results(run_dir, report, verdict)
+    with routed(run_log_path(run_dir)):
+        report = evaluate_run(run_dir, spec)
+        verdict = run_gate(report, eval_spec_of(spec))
+        write_results(run_dir, report, verdict)
     return report, verdict

@@ -68,11 +68,14 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     from rich.console import Console
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    from tunewise.logs import quieted
+
     Console(stderr=True).print(f"[dim]converting bundled model {gguf.name} to safetensors (once)...[/]")
     folder, filename = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(folder, gguf_file=filename)
+    with quieted():  # transformers' conversion and loading bars stay off our console
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
+        config = AutoConfig.from_pretrained(folder, gguf_file=filename)
     config.quantization_config = None
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -86,8 +89,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     rebuilt.tie_weights()
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    rebuilt.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    with quieted():
+        rebuilt.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     (tmp / CONVERTED_MARKER).write_text(f"converted from {gguf}\n")
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
@@ -102,8 +106,11 @@ def _hub_model_dir(repo_id: str) -> Path:
     )
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+    from tunewise.logs import quieted
+
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
+        with quieted():
+            return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]))
     except Exception as err:  # offline, unknown repo, gated, DNS failure: all one message
         reason = type(err).__name__
         raise ModelError(

@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 
 from tunewise.errors import SpecError
+from tunewise.logs import routed, run_log_path
 from tunewise.spec import JobSpec, load_spec, resolve_relative_paths
 from tunewise.spec_stages import stage_dicts
 from tunewise.train.allocator import active_allocator
@@ -71,6 +72,7 @@ def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, rest
 
     A run whose gate fails ends in state "failed": it trained, but it is not fit to promote.
     A spec with `stages:` runs each stage as its own run, in order, and returns the last one's result.
+    What other libraries log while the run trains and is evaluated goes to `<run>/run.log`.
     """
     if spec.stages:
         staged = spec.model_dump(mode="json", exclude_unset=True)
@@ -79,6 +81,11 @@ def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, rest
     if done:
         console.print(f"run [bold]{run_dir.name}[/] is already complete: {run_dir}")
         return RunResult(run_dir, "completed", read_status(run_dir).get("step", 0), already_done=True)
+    with routed(run_log_path(run_dir)):
+        return _run(spec, run_dir)
+
+
+def _run(spec: JobSpec, run_dir: Path) -> RunResult:
     write_status(run_dir, state="running", method=spec.method.name, base_model=spec.base_model,
                  started_at=read_status(run_dir).get("started_at", time.time()), pid=os.getpid(), reason=None,
                  allocator=active_allocator())

@@ -14,7 +14,7 @@ from tunewise.errors import DataError
 from tunewise.methods import get_method
 from tunewise.models import resolve_base_model, resolve_device_policy
 from tunewise.models.artifact import write_artifact_info
-from tunewise.models.load import load_causal_lm, load_tokenizer
+from tunewise.models.load import enable_activation_checkpointing, load_causal_lm, load_tokenizer
 from tunewise.spec import JobSpec
 from tunewise.train.building_blocks import optimizer_and_scheduler, parameter_summary
 
@@ -73,7 +73,7 @@ class TrainingSession:
 
         fuse_lora_layers(model)  # a faster path for plain LoRA layers; a no-op for other methods
         if self.spec.train.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         if self.spec.train.compile is True:
             from tunewise.train.compile import compile_decoder_layers
 
