@@ -180,7 +180,7 @@ def test_the_lean_setup_sits_beside_the_chosen_peak(capsys):
     _cli("plan", "--params", "7e9", "--gpu", "h100-80gb", "--tokens", "10000000")
     text = capsys.readouterr().out
     row = next(line for line in text.splitlines() if line.startswith("qlora ") and "4x1024" in line)
-    assert f"{qlora['peak_memory_gb']:.1f}" in row and f"{qlora['lean_peak_memory_gb']:.2f}" in row
+    assert f"{qlora['peak_memory_bytes'] / 2**30:.1f}" in row and f"{qlora['lean_peak_memory_bytes'] / 2**30:.2f}" in row
     assert any(line.startswith("dora ") and "4x1024 ckpt" in line for line in text.splitlines())
 
 
