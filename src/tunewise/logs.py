@@ -43,9 +43,16 @@ _SELF_PRINTING = {
     "mlflow": ("mlflow", "alembic", "huey", "sqlalchemy.engine"),
 }
 
+class _Target:
+    """One open scope's log file (None: the workspace log); compared by identity, not by path."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+
 _lock = threading.RLock()
 _depth = 0
-_targets: list[Path | None] = []  # None: the workspace log
+_targets: list[_Target] = []  # the open scopes' files, innermost last
 _saved: dict[str, Any] = {}
 
 
@@ -80,18 +87,21 @@ def routed(path: str | Path | None = None) -> Iterator[None]:
         path: the log file; a run passes `run_log_path(run_dir)`.
     """
     global _depth
+    target = _Target(Path(path) if path is not None else None)
     with _lock:
         if _depth == 0:
             _install()
         _depth += 1
-        _targets.append(Path(path) if path is not None else None)
+        _targets.append(target)
     try:
         quiet_libraries()
         yield
     finally:
         with _lock:
-            _targets.pop()
+            _targets.remove(target)  # this scope's own entry, even if another thread's opened later
             _depth -= 1
+            if _depth and target.path is not None and all(t.path != target.path for t in _targets):
+                _saved["handlers"][0].release(target.path)  # a long-lived process keeps no finished run's file
             if _depth == 0:
                 _uninstall()
 
@@ -151,7 +161,7 @@ class _RoutingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            target = _targets[-1] if _targets else None
+            target = _targets[-1].path if _targets else None
             path = target if target is not None else workspace_log_path()
             handler = self._files.get(path) or self._open(path, rotate=target is None)
             handler.emit(record)
@@ -169,6 +179,11 @@ class _RoutingHandler(logging.Handler):
         handler.setFormatter(self.formatter)
         self._files[path] = handler
         return handler
+
+    def release(self, path: Path) -> None:
+        handler = self._files.pop(path, None)
+        if handler is not None:
+            handler.close()
 
     def close(self) -> None:
         for handler in self._files.values():

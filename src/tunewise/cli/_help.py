@@ -29,7 +29,7 @@ from typer.core import TyperCommand, TyperGroup
 from tunewise.cli import _panels
 
 DEFAULT_PANEL = "Commands"
-NAME_COLUMN_MAX = 30  # at 80 columns: a 30-character name column leaves the help 42
+NAME_COLUMN_MAX = 30  # the name column at 80 columns and below: 30 characters leave the help 42
 NAME_COLUMN_SHARE = 0.4  # wider terminals: the name column takes up to this share of the panel
 
 
