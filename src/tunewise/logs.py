@@ -101,7 +101,7 @@ def routed(path: str | Path | None = None) -> Iterator[None]:
             _targets.remove(target)  # this scope's own entry, even if another thread's opened later
             _depth -= 1
             if _depth and target.path is not None and all(t.path != target.path for t in _targets):
-                _saved["handlers"][0].release(target.path)  # a long-lived process keeps no finished run's file
+                _saved["handlers"][0].close_file(target.path)  # a long-lived process keeps no finished run's file
             if _depth == 0:
                 _uninstall()
 
@@ -180,7 +180,7 @@ class _RoutingHandler(logging.Handler):
         self._files[path] = handler
         return handler
 
-    def release(self, path: Path) -> None:
+    def close_file(self, path: Path) -> None:
         handler = self._files.pop(path, None)
         if handler is not None:
             handler.close()
