@@ -269,11 +269,11 @@ def _transformers_bars(enabled: bool | None) -> bool:
 
 
 def _datasets_bars(enabled: bool | None) -> bool:
-    from datasets.utils import tqdm as datasets_tqdm
+    import datasets
 
-    before = not datasets_tqdm.are_progress_bars_disabled()
+    before = datasets.is_progress_bar_enabled()
     if enabled is not None and enabled != before:
-        datasets_tqdm.enable_progress_bars() if enabled else datasets_tqdm.disable_progress_bars()
+        datasets.enable_progress_bars() if enabled else datasets.disable_progress_bars()
     return before
 
 
