@@ -37,10 +37,12 @@ _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 # Libraries (by module) whose loggers print through stream handlers of their own, most without
 # propagating to the root logger; mlflow configures alembic's, huey's and sqlalchemy's that way too.
+# What one of them prints while it is being imported comes before it can be adopted.
 _SELF_PRINTING = {
     "transformers": ("transformers",),
     "datasets": ("datasets",),
     "mlflow": ("mlflow", "alembic", "huey", "sqlalchemy.engine"),
+    "deepspeed": ("DeepSpeed",),
 }
 
 class _Target:
