@@ -95,13 +95,21 @@ class RunDirCallback(TrainerCallback):
         self._tokens_seen: float | None = None
         self._last_log_time = time.monotonic()
         self._warned_kl = False
+        self.stopped_at: int | None = None  # the step training stopped at on request
 
     # -- decisions --------------------------------------------------------------------------------
 
     def on_step_end(self, args, state, control, **kwargs):
+        from tunewise.train.stop import stop_requested
+
         step = state.global_step
         if step >= state.max_steps or self.save_policy.should_save(step):
             control.should_save = True
+        if stop_requested() and step < state.max_steps:
+            # SIGTERM: checkpoint this step, then end training (the session raises TrainingStopped).
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped_at = step
         every = self.eval_every_steps
         if self.has_validation and (control.should_save or (every and step % every == 0)):
             control.should_evaluate = True

@@ -85,6 +85,10 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         trainer.train(resume_from_checkpoint=str(fetched[1]) if fetched else None)
     finally:
         callback.close()
+    if callback.stopped_at is not None:
+        from tunewise.train.stop import TrainingStopped
+
+        raise TrainingStopped(callback.stopped_at)
     artifact = write_artifact(job, trainer.model)
     console.print(f"artifact: {artifact}")
     shutil.rmtree(run_dir / ".staging", ignore_errors=True)

@@ -37,11 +37,13 @@ def train(
     from tunewise.spec import load_spec
     from tunewise.train.allocator import reexecute_under_mimalloc
     from tunewise.train.run import run_training_job
+    from tunewise.train.stop import install_stop_handler
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shown once, by the process that trains
         device = load_spec(spec_file, overrides or []).train.device
     reexecute_under_mimalloc(command_argv(), device)  # on CPU, the rest runs in a new process
+    install_stop_handler()  # SIGTERM: checkpoint at the next step and exit (preemption, pause)
     _show_spec_warnings()
     spec = load_spec(spec_file, overrides or [])
     result = run_training_job(spec, spec_path=spec_file, restart=restart)

@@ -24,6 +24,7 @@ from tunewise.train.loss import labelled_loss_sum
 from tunewise.train.metrics_log import MetricsLog, peak_memory_mb, system_metrics
 from tunewise.train.progress import TrainingProgress
 from tunewise.train.state import LoopState, read_checkpoint, write_checkpoint
+from tunewise.train.stop import TrainingStopped, stop_requested
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,13 @@ def resume_if_possible(manager: CheckpointManager, model, optimizer, scheduler, 
 
 def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan | None, state: LoopState,
                cfg: LoopConfig, manager: CheckpointManager, save_policy: SavePolicy, metrics: MetricsLog) -> LoopState:
-    """Run optimizer steps from state.step to cfg.total_steps. Returns the final state."""
+    """Run optimizer steps from state.step to cfg.total_steps. Returns the final state.
+
+    On a stop request (SIGTERM under `tunewise train`) the step under way finishes, a checkpoint is
+    written for it, and TrainingStopped is raised: running the same job again resumes there.
+    """
+    if stop_requested():
+        raise TrainingStopped(None)
     model.train()
     stream = _micro_batches(plan, state)
     started = time.monotonic() - state.elapsed_s
@@ -146,7 +153,10 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
                 state.best_val_loss = val if state.best_val_loss is None else min(state.best_val_loss, val)
             metrics.append(record)
             progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val)
-            if saving:
+            stopping = stop_requested() and not last
+            if saving or stopping:
                 save_checkpoint(manager, model, optimizer, scheduler, state, cfg, val)
                 save_policy.mark_saved(state.step)
+            if stopping:
+                raise TrainingStopped(state.step)
     return state

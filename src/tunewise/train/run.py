@@ -24,6 +24,7 @@ from tunewise.spec import JobSpec, load_spec, resolve_relative_paths
 from tunewise.spec_stages import stage_dicts
 from tunewise.train.allocator import active_allocator
 from tunewise.train.building_blocks import RunResult, read_status, write_status
+from tunewise.train.stop import TrainingStopped
 from tunewise.workspace import runs_dir
 
 console = Console(stderr=True)
@@ -96,6 +97,11 @@ def _run(spec: JobSpec, run_dir: Path) -> RunResult:
         write_status(run_dir, state="completed", step=result.steps, finished_at=time.time())
         if spec.eval.enabled:
             result.state = _evaluate(run_dir, spec, tracking)
+    except TrainingStopped as stopped:
+        write_status(run_dir, state="stopped", step=stopped.step or read_status(run_dir).get("step", 0),
+                     reason=stopped.message)
+        tracking.close("killed")
+        raise
     except BaseException as err:
         write_status(run_dir, state="failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__,
                      finished_at=time.time())

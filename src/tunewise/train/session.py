@@ -172,6 +172,7 @@ class TrainingSession:
                          auto_compile=spec.train.compile == "auto" and self.policy.device == "cpu" and packed)
         save_policy = SavePolicy.from_spec(spec.checkpoint)
         state = train_loop(model, optimizer, scheduler, plan, val_plan, state, cfg, manager, save_policy, metrics)
+        write_status(self.run_dir, tokens_seen=state.tokens_seen)
         artifact = self.write_artifact(model, tokenizer, base_dir)
         console.print(f"artifact: {artifact}")
         return RunResult(self.run_dir, "completed", state.step, resumed_from=resumed_from)

@@ -1,0 +1,113 @@
+"""Following a running job: its steps become events, its checkpoints become checkpoint objects.
+
+The training process writes metrics.jsonl and checkpoints in its run directory; the server's loop
+reads what is new each tick. Step events read like OpenAI's ("Step 3/10: training loss=1.234"),
+each with a `metrics` event carrying the numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tunewise.jobs import ids
+from tunewise.jobs.events import add_event
+from tunewise.jobs.rundirs import active_run_dir, read_json, read_metrics
+from tunewise.jobs.settings import JobSettings
+from tunewise.jobs.store.models import Job, JobCheckpoint
+from tunewise.jobs.submit import fine_tuned_model_id
+
+RESULT_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
+
+
+def step_message(row: dict[str, Any], total: int | None) -> str:
+    text = f"Step {row['step']}/{total or '?'}: training loss={row.get('train_loss', float('nan')):.4f}"
+    if row.get("val_loss") is not None:
+        text += f", validation loss={row['val_loss']:.4f}"
+    return text
+
+
+def metrics_data(row: dict[str, Any], total: int | None) -> dict[str, Any]:
+    """A metrics event's data, in OpenAI's names."""
+    data = {"step": row["step"], "total_steps": total, "train_loss": row.get("train_loss")}
+    if row.get("val_loss") is not None:
+        data["valid_loss"] = row["val_loss"]
+    for key in ("lr", "tokens_per_s", "grad_norm"):
+        if row.get(key) is not None:
+            data[key] = row[key]
+    return data
+
+
+def sync_progress(session: Session, settings: JobSettings, job: Job) -> None:
+    """Turn what the job's run directory gained since the last tick into events and checkpoints."""
+    run_dir = active_run_dir(settings, job.id, job.spec)
+    status = read_json(run_dir / "status.json")
+    if status.get("total_steps"):
+        job.total_steps = int(status["total_steps"])
+    rows, offset = read_metrics(run_dir, job.metrics_read or 0)
+    job.metrics_read = offset
+    for row in rows:
+        if not isinstance(row.get("step"), int) or row["step"] <= (job.step or 0) or "train_loss" not in row:
+            continue
+        job.step = row["step"]
+        add_event(session, job.id, step_message(row, job.total_steps))
+        add_event(session, job.id, f"Step {row['step']} metrics", type="metrics",
+                  data=metrics_data(row, job.total_steps))
+    _estimate_finish(job)
+    sync_checkpoints(session, settings, job, run_dir)
+
+
+def _estimate_finish(job: Job) -> None:
+    if not (job.step and job.total_steps and job.started_at):
+        return
+    elapsed = time.time() - job.started_at
+    job.estimated_finish = time.time() + elapsed / job.step * max(0, job.total_steps - job.step)
+
+
+def sync_checkpoints(session: Session, settings: JobSettings, job: Job, run_dir=None) -> None:
+    """One checkpoint object per checkpoint on disk; those the keep policy removed are marked pruned."""
+    from tunewise.train.checkpoint import CheckpointManager
+
+    run_dir = run_dir or active_run_dir(settings, job.id, job.spec)
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return
+    on_disk = {info.step: info for info in CheckpointManager(root).list()}
+    known = {c.step: c for c in session.scalars(select(JobCheckpoint).where(JobCheckpoint.job_id == job.id))}
+    metrics = _metrics_by_step(run_dir, set(on_disk) - set(known))
+    for step, info in sorted(on_disk.items()):
+        if step in known:
+            known[step].pruned = False
+            continue
+        row = metrics.get(step, {})
+        values = {"step": float(step), "train_loss": row.get("train_loss"),
+                  "valid_loss": info.metrics.get("val_loss", row.get("val_loss"))}
+        session.add(JobCheckpoint(id=ids.new_id(ids.CHECKPOINT), job_id=job.id, step=step,
+                                  model_id=f"{fine_tuned_model_id(job)}:ckpt-step-{step}",
+                                  metrics={k: v for k, v in values.items() if v is not None},
+                                  created_at=info.created_at))
+        add_event(session, job.id, f"Checkpoint created at step {step}", data={"step": step})
+    for step, row in known.items():
+        row.pruned = step not in on_disk
+
+
+def _metrics_by_step(run_dir, steps: set[int]) -> dict[int, dict[str, Any]]:
+    if not steps:
+        return {}
+    rows, _ = read_metrics(run_dir, 0)
+    return {r["step"]: r for r in rows if r.get("step") in steps}
+
+
+def results_csv(run_dir) -> str:
+    """OpenAI's results file: one row per step (accuracy columns empty: the loop does not measure them)."""
+    rows, _ = read_metrics(run_dir, 0)
+    lines = [",".join(RESULT_COLUMNS)]
+    for row in rows:
+        if "train_loss" not in row:
+            continue
+        values = [row.get("step"), row.get("train_loss"), None, row.get("val_loss"), None]
+        lines.append(",".join("" if v is None else str(v) for v in values))
+    return "\n".join(lines) + "\n"

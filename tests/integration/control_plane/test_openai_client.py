@@ -1,0 +1,181 @@
+"""The official `openai` client, unchanged, against a tunewise server: files, jobs, events, checkpoints.
+
+Strict response validation is on for every call whose response type lists our values; `paused` is
+not in the client's FineTuningJob.status literal (OpenAI returns it all the same), so the pause
+check reads the job with the default client.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import openai
+import pytest
+
+from tests.control_plane_support import wait_for
+from tests.helpers import write_chat_dataset
+
+
+def client(live, team="team-a", strict=True) -> openai.OpenAI:
+    return openai.OpenAI(base_url=live.url + "/v1", api_key=live.keys[team], max_retries=0,
+                         _strict_response_validation=strict)
+
+
+def upload(live, tmp_path, name="train.jsonl", rows=24, team="team-a"):
+    path = write_chat_dataset(tmp_path / name, rows=rows)
+    with path.open("rb") as fh:
+        return client(live, team).files.create(file=fh, purpose="fine-tune")
+
+
+def test_files_upload_list_pages_and_content(live, tmp_path):
+    api = client(live)
+    made = [upload(live, tmp_path, f"f{i}.jsonl", rows=12 + i) for i in range(3)]
+    assert all(f.status == "processed" and f.purpose == "fine-tune" and f.id.startswith("file-") for f in made)
+    first = api.files.list(limit=2)
+    assert len(first.data) == 2 and first.has_more
+    assert [f.id for f in first.data] == [made[2].id, made[1].id]  # newest first
+    everything = [f.id for f in api.files.list(limit=2)]  # the client follows `after` cursors
+    assert everything[:3] == [made[2].id, made[1].id, made[0].id]
+    assert api.files.retrieve(made[0].id).filename == "f0.jsonl"
+    content = api.files.content(made[0].id).read().decode()
+    assert content == (tmp_path / "f0.jsonl").read_text()
+    assert api.files.delete(made[0].id).deleted
+    with pytest.raises(openai.NotFoundError):
+        api.files.retrieve(made[0].id)
+
+
+def test_bad_rows_are_kept_with_their_lines_and_fail_the_job(live, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    rows = [json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]})] * 12
+    rows[4] = '{"messages": 3}'
+    bad.write_text("\n".join(rows) + "\n")
+    api = client(live)
+    with bad.open("rb") as fh:
+        file = api.files.create(file=fh, purpose="fine-tune")
+    assert file.status == "error" and "bad.jsonl:5" in file.status_details
+    job = api.fine_tuning.jobs.create(model="tiny", training_file=file.id)
+    job = wait_for(lambda: (j := api.fine_tuning.jobs.retrieve(job.id)).status == "failed" and j, 60,
+                   what="the job to fail validation")
+    assert job.error.code == "invalid_training_file" and job.error.param == "training_file"
+    assert "bad.jsonl:5" in job.error.message
+
+
+def test_a_job_runs_end_to_end(live, tmp_path):
+    api = client(live)
+    file = upload(live, tmp_path)
+    job = api.fine_tuning.jobs.create(
+        model="tiny", training_file=file.id, suffix="support", seed=7, metadata={"ticket": "T-1"},
+        method={"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4, "n_epochs": 1}}},
+        extra_body={"tunewise": {"train": {"max_steps": 4}}})
+    assert job.status == "validating_files" and job.hyperparameters.batch_size == 4
+    assert job.hyperparameters.learning_rate_multiplier == "auto"
+    done = wait_for(lambda: (j := api.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed") and j,
+                    600, 1.0, "the job to finish")
+    assert done.status == "succeeded", done.error
+    assert done.fine_tuned_model == f"ft:tiny:team-a:support:{done.fine_tuned_model.rsplit(':', 1)[1]}"
+    assert done.hyperparameters.learning_rate_multiplier == 1.0 and done.trained_tokens > 0
+    assert done.finished_at >= done.created_at and done.organization_id == "team-a"
+
+    events = list(reversed(list(api.fine_tuning.jobs.list_events(job.id, limit=100))))
+    messages = [e.message for e in events if e.type == "message"]
+    assert messages[0] == f"Created fine-tuning job: {job.id}"
+    assert messages[1] == f"Validating training file: {file.id}"
+    order = ["Files validated, moving job to queued state", "Fine-tuning job started", "Step 1/4: training loss=",
+             "Step 4/4: training loss=", f"New fine-tuned model created: {done.fine_tuned_model}",
+             "The job has successfully completed"]
+    positions = [next(i for i, m in enumerate(messages) if m.startswith(o)) for o in order]
+    assert positions == sorted(positions)
+    metrics = [e.data for e in events if e.type == "metrics"]
+    assert [m["step"] for m in metrics] == [1, 2, 3, 4] and all(m["train_loss"] > 0 for m in metrics)
+
+    checkpoints = list(api.fine_tuning.jobs.checkpoints.list(job.id))
+    assert checkpoints and checkpoints[0].step_number == 4
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-4"
+    assert checkpoints[0].metrics.train_loss > 0
+
+    results = api.files.content(done.result_files[0]).read().decode()
+    table = list(csv.DictReader(io.StringIO(results)))
+    assert list(table[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+    assert [int(r["step"]) for r in table] == [1, 2, 3, 4]
+
+    assert [j.id for j in api.fine_tuning.jobs.list(metadata={"ticket": "T-1"})] == [job.id]
+    assert list(api.fine_tuning.jobs.list(metadata={"ticket": "nope"})) == []
+
+
+def test_pause_and_resume_continue_from_the_step_it_stopped_at(live, tmp_path):
+    api, loose = client(live), client(live, strict=False)
+    file = upload(live, tmp_path)
+    job = api.fine_tuning.jobs.create(model="tiny", training_file=file.id,
+                                      extra_body={"tunewise": {"train": {"max_steps": 10_000}}})
+    wait_for(lambda: _step(live, job.id) >= 2, 600, 0.2, "two training steps")
+    api.fine_tuning.jobs.pause(job.id)
+    paused = wait_for(lambda: (j := loose.fine_tuning.jobs.retrieve(job.id)).status == "paused" and j, 300,
+                      what="the job to pause")
+    stopped_at = _step(live, job.id)
+    assert stopped_at >= 2
+    # Queued behind nothing, it resumes at once; the next step logged is the one after the checkpoint.
+    api.fine_tuning.jobs.resume(paused.id)
+    wait_for(lambda: _step(live, job.id) >= stopped_at + 1, 600, 0.2, "a step after the resume")
+    messages = [e.message for e in api.fine_tuning.jobs.list_events(job.id, limit=1000)]
+    assert any(m == f"Fine-tuning job resumed on local: 1 CPU slot from step {stopped_at}" for m in messages)
+    assert f"Step {stopped_at + 1}/10000: training loss=" in " ".join(messages)
+    cancelled = api.fine_tuning.jobs.cancel(job.id)
+    assert cancelled.status == "cancelled"
+
+
+def _step(live, job_id) -> int:
+    import httpx
+
+    body = httpx.get(f"{live.url}/api/jobs/{job_id}", headers={"authorization": f"Bearer {live.keys['team-a']}"}).json()
+    return body.get("step") or 0
+
+
+def test_cancel_a_queued_job_and_see_why_it_waits(live, tmp_path):
+    import httpx
+
+    api = client(live)
+    file = upload(live, tmp_path)
+    runner = api.fine_tuning.jobs.create(model="tiny", training_file=file.id,
+                                         extra_body={"tunewise": {"train": {"max_steps": 10_000}}})
+    wait_for(lambda: api.fine_tuning.jobs.retrieve(runner.id).status == "running", 300, what="the first job to run")
+    waiting = api.fine_tuning.jobs.create(model="tiny", training_file=file.id)
+    headers = {"authorization": f"Bearer {live.keys['team-a']}"}
+    queued = wait_for(lambda: (j := httpx.get(f"{live.url}/api/jobs/{waiting.id}", headers=headers).json())
+                      ["queue"]["position"] and j, 120, what="a queue position")
+    assert queued["status"] == "queued" and queued["queue"]["position"] == 1
+    assert queued["queue"]["reason"] == "capacity" and "CPU slots" in queued["queue"]["detail"]
+    assert api.fine_tuning.jobs.cancel(waiting.id).status == "cancelled"
+    with pytest.raises(openai.ConflictError):
+        api.fine_tuning.jobs.cancel(waiting.id)
+    pid = httpx.get(f"{live.url}/api/jobs/{runner.id}", headers=headers).json()
+    assert api.fine_tuning.jobs.cancel(runner.id).status == "cancelled"
+    del pid
+
+
+def test_other_teams_cannot_see_or_touch_jobs_and_files(live, tmp_path):
+    file = upload(live, tmp_path)
+    other = client(live, "team-b")
+    with pytest.raises(openai.NotFoundError):
+        other.files.retrieve(file.id)
+    with pytest.raises(openai.NotFoundError):
+        other.fine_tuning.jobs.create(model="tiny", training_file=file.id)
+    assert file.id not in [f.id for f in other.files.list()]
+    admin = client(live, "admin")
+    assert file.id in [f.id for f in admin.files.list()]
+
+
+def test_errors_are_openai_shaped(live, tmp_path):
+    api = client(live)
+    file = upload(live, tmp_path)
+    with pytest.raises(openai.BadRequestError) as err:
+        api.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file.id)
+    assert err.value.code == "model_not_available" and err.value.param == "model"
+    with pytest.raises(openai.BadRequestError) as err:
+        api.fine_tuning.jobs.create(model="tiny", training_file=file.id,
+                                    extra_body={"tunewise": {"train": {"learning_rate": -1}}})
+    assert err.value.param.startswith("spec.train.learning_rate")
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=live.url + "/v1", api_key="twk_wrong", max_retries=0).files.list()
+
