@@ -40,7 +40,7 @@ class StandInPolicy:
         if not self.pools:
             self.pools = (Pool("default", (Node("local", cpu_slots=self.cpu_slots),)),)
 
-    def demand(self, spec: dict[str, Any], pool: str) -> Demand:
+    def demand(self, spec: dict[str, Any], pool: str, **_: Any) -> Demand:
         return Demand(cpu_slots=1)
 
     def schedule(self, state: ClusterState) -> Decisions:

@@ -117,7 +117,8 @@ class Controller:
                 spec, labels = dict(job.spec), self._file_labels(session, job)
             try:
                 check = check_job_data(spec, job_id, labels, min_examples=self.min_examples)
-                demand = demand_to_json(self.policy.demand(spec, job.pool)) if check.ok else None
+                demand = demand_to_json(self.policy.demand(spec, job.pool, tokens=check.tokens,
+                                                           examples=check.examples)) if check.ok else None
             except Exception as err:  # a model that cannot load, a planner refusal: the job fails, not the loop
                 log.exception("validating %s failed", job_id)
                 check, demand = None, None
@@ -189,9 +190,10 @@ class Controller:
             for preempt in decisions.preempt:
                 job = jobs.get(preempt.job_id)
                 if job is not None and job.status == "running" and not job.stop_requested:
-                    self.ask_to_stop(job, "preempt", f"preempted for {preempt.for_job}: {preempt.reason}")
-                    add_event(session, job.id, f"Preempting this job for {preempt.for_job} ({preempt.reason}): "
-                                               "it writes a checkpoint and will resume from it", level="warn")
+                    detail = getattr(preempt, "detail", "") or f"{preempt.reason}, for {preempt.for_job}"
+                    self.ask_to_stop(job, "preempt", f"preempted: {detail}")
+                    add_event(session, job.id, f"Preempted ({detail}): the job writes a checkpoint, stops, and "
+                                               "will resume from it", level="warn")
             for wait in decisions.wait:
                 if wait.job_id in jobs:
                     store_wait(jobs[wait.job_id], wait)

@@ -49,7 +49,7 @@ def dry_run(session: Session, factory: JobFactory, policy: SchedulingPolicy, req
         "hyperparameters": resolved_hyperparameters(resolved.model_dump(mode="json"), None, lr),
         "plan": _plan(spec, check.tokens, policy, pool),
     }
-    demand = policy.demand(spec_dict, pool)
+    demand = policy.demand(spec_dict, pool, tokens=check.tokens, examples=check.examples)
     out["demand"] = demand_to_json(demand)
     out.update(_queue_estimate(session, policy, sub.team, pool, priority, demand, preemptible=sub.preemptible))
     return out
