@@ -17,6 +17,8 @@ import pytest
 from tests.control_plane_support import wait_for
 from tests.helpers import write_chat_dataset
 
+STEPS = 20
+
 
 def client(live, team="team-a", strict=True) -> openai.OpenAI:
     return openai.OpenAI(base_url=live.url + "/v1", api_key=live.keys[team], max_retries=0,
@@ -62,17 +64,34 @@ def test_bad_rows_are_kept_with_their_lines_and_fail_the_job(live, tmp_path):
     assert "bad.jsonl:5" in job.error.message
 
 
-def test_a_job_runs_end_to_end(live, tmp_path):
-    api = client(live)
+def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
+    """Create, wait in the queue, run, pause (checkpoint and stop), resume at the same step, succeed."""
+    api, loose = client(live), client(live, strict=False)
     file = upload(live, tmp_path)
     job = api.fine_tuning.jobs.create(
         model="tiny", training_file=file.id, suffix="support", seed=7, metadata={"ticket": "T-1"},
         method={"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4, "n_epochs": 1}}},
-        extra_body={"tunewise": {"train": {"max_steps": 4}}})
+        extra_body={"tunewise": {"train": {"max_steps": STEPS}}})
     assert job.status == "validating_files" and job.hyperparameters.batch_size == 4
     assert job.hyperparameters.learning_rate_multiplier == "auto"
+
+    # A second job waits behind the first (one CPU slot), says why, and is cancelled from the queue.
+    waiting = api.fine_tuning.jobs.create(model="tiny", training_file=file.id)
+    queued = wait_for(lambda: (j := native(live, waiting.id))["queue"]["position"] and j, 120, what="a queue place")
+    assert queued["status"] == "queued" and queued["queue"]["reason"] == "capacity"
+    assert "CPU slots" in queued["queue"]["detail"]
+    assert api.fine_tuning.jobs.cancel(waiting.id).status == "cancelled"
+    with pytest.raises(openai.ConflictError):
+        api.fine_tuning.jobs.cancel(waiting.id)
+
+    wait_for(lambda: last_step(live, job.id) >= 2, 600, 0.05, "two training steps")
+    api.fine_tuning.jobs.pause(job.id)
+    wait_for(lambda: loose.fine_tuning.jobs.retrieve(job.id).status == "paused", 300, what="the job to pause")
+    stopped_at = native(live, job.id)["step"]
+    assert 2 <= stopped_at < STEPS
+    api.fine_tuning.jobs.resume(job.id)
     done = wait_for(lambda: (j := api.fine_tuning.jobs.retrieve(job.id)).status in ("succeeded", "failed") and j,
-                    600, 1.0, "the job to finish")
+                    600, 0.5, "the job to finish")
     assert done.status == "succeeded", done.error
     assert done.fine_tuned_model == f"ft:tiny:team-a:support:{done.fine_tuned_model.rsplit(':', 1)[1]}"
     assert done.hyperparameters.learning_rate_multiplier == 1.0 and done.trained_tokens > 0
@@ -82,76 +101,52 @@ def test_a_job_runs_end_to_end(live, tmp_path):
     messages = [e.message for e in events if e.type == "message"]
     assert messages[0] == f"Created fine-tuning job: {job.id}"
     assert messages[1] == f"Validating training file: {file.id}"
-    order = ["Files validated, moving job to queued state", "Fine-tuning job started", "Step 1/4: training loss=",
-             "Step 4/4: training loss=", f"New fine-tuned model created: {done.fine_tuned_model}",
-             "The job has successfully completed"]
+    order = ["Files validated, moving job to queued state", "Fine-tuning job started", "Step 1/",
+             f"Fine-tuning job paused at step {stopped_at}", f"Fine-tuning job resumed on local: 1 CPU slot from "
+             f"step {stopped_at}", f"Step {stopped_at + 1}/", f"Step {STEPS}/{STEPS}: training loss=",
+             f"New fine-tuned model created: {done.fine_tuned_model}", "The job has successfully completed"]
     positions = [next(i for i, m in enumerate(messages) if m.startswith(o)) for o in order]
     assert positions == sorted(positions)
     metrics = [e.data for e in events if e.type == "metrics"]
-    assert [m["step"] for m in metrics] == [1, 2, 3, 4] and all(m["train_loss"] > 0 for m in metrics)
+    assert [m["step"] for m in metrics] == list(range(1, STEPS + 1)) and all(m["train_loss"] > 0 for m in metrics)
+    log = (live.home / "jobs" / job.id / "train.log").read_text()
+    assert f"resuming from checkpoint at step {stopped_at} of {STEPS}" in log
 
     checkpoints = list(api.fine_tuning.jobs.checkpoints.list(job.id))
-    assert checkpoints and checkpoints[0].step_number == 4
-    assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-4"
+    assert checkpoints[0].step_number == STEPS and len(checkpoints) <= 3
+    assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-{STEPS}"
     assert checkpoints[0].metrics.train_loss > 0
 
     results = api.files.content(done.result_files[0]).read().decode()
     table = list(csv.DictReader(io.StringIO(results)))
     assert list(table[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
-    assert [int(r["step"]) for r in table] == [1, 2, 3, 4]
+    assert [int(r["step"]) for r in table] == list(range(1, STEPS + 1))
 
     assert [j.id for j in api.fine_tuning.jobs.list(metadata={"ticket": "T-1"})] == [job.id]
     assert list(api.fine_tuning.jobs.list(metadata={"ticket": "nope"})) == []
+    page = api.fine_tuning.jobs.list(limit=1)
+    assert len(page.data) == 1 and page.has_more
 
 
-def test_pause_and_resume_continue_from_the_step_it_stopped_at(live, tmp_path):
-    api, loose = client(live), client(live, strict=False)
-    file = upload(live, tmp_path)
-    job = api.fine_tuning.jobs.create(model="tiny", training_file=file.id,
-                                      extra_body={"tunewise": {"train": {"max_steps": 10_000}}})
-    wait_for(lambda: _step(live, job.id) >= 2, 600, 0.2, "two training steps")
-    api.fine_tuning.jobs.pause(job.id)
-    paused = wait_for(lambda: (j := loose.fine_tuning.jobs.retrieve(job.id)).status == "paused" and j, 300,
-                      what="the job to pause")
-    stopped_at = _step(live, job.id)
-    assert stopped_at >= 2
-    # Queued behind nothing, it resumes at once; the next step logged is the one after the checkpoint.
-    api.fine_tuning.jobs.resume(paused.id)
-    wait_for(lambda: _step(live, job.id) >= stopped_at + 1, 600, 0.2, "a step after the resume")
-    messages = [e.message for e in api.fine_tuning.jobs.list_events(job.id, limit=1000)]
-    assert any(m == f"Fine-tuning job resumed on local: 1 CPU slot from step {stopped_at}" for m in messages)
-    assert f"Step {stopped_at + 1}/10000: training loss=" in " ".join(messages)
-    cancelled = api.fine_tuning.jobs.cancel(job.id)
-    assert cancelled.status == "cancelled"
-
-
-def _step(live, job_id) -> int:
+def native(live, job_id, team="team-a") -> dict:
     import httpx
 
-    body = httpx.get(f"{live.url}/api/jobs/{job_id}", headers={"authorization": f"Bearer {live.keys['team-a']}"}).json()
-    return body.get("step") or 0
+    return httpx.get(f"{live.url}/api/jobs/{job_id}", headers={"authorization": f"Bearer {live.keys[team]}"}).json()
 
 
-def test_cancel_a_queued_job_and_see_why_it_waits(live, tmp_path):
-    import httpx
+def last_step(live, job_id) -> int:
+    return metrics_step(live.home / "runs" / job_id)
 
-    api = client(live)
-    file = upload(live, tmp_path)
-    runner = api.fine_tuning.jobs.create(model="tiny", training_file=file.id,
-                                         extra_body={"tunewise": {"train": {"max_steps": 10_000}}})
-    wait_for(lambda: api.fine_tuning.jobs.retrieve(runner.id).status == "running", 300, what="the first job to run")
-    waiting = api.fine_tuning.jobs.create(model="tiny", training_file=file.id)
-    headers = {"authorization": f"Bearer {live.keys['team-a']}"}
-    queued = wait_for(lambda: (j := httpx.get(f"{live.url}/api/jobs/{waiting.id}", headers=headers).json())
-                      ["queue"]["position"] and j, 120, what="a queue position")
-    assert queued["status"] == "queued" and queued["queue"]["position"] == 1
-    assert queued["queue"]["reason"] == "capacity" and "CPU slots" in queued["queue"]["detail"]
-    assert api.fine_tuning.jobs.cancel(waiting.id).status == "cancelled"
-    with pytest.raises(openai.ConflictError):
-        api.fine_tuning.jobs.cancel(waiting.id)
-    pid = httpx.get(f"{live.url}/api/jobs/{runner.id}", headers=headers).json()
-    assert api.fine_tuning.jobs.cancel(runner.id).status == "cancelled"
-    del pid
+
+def metrics_step(run_dir) -> int:
+    """The last step the training process logged (read straight from its metrics.jsonl)."""
+    path = run_dir / "metrics.jsonl"
+    for line in reversed(path.read_text().splitlines() if path.exists() else []):
+        try:
+            return json.loads(line)["step"]
+        except (ValueError, KeyError):
+            continue
+    return 0
 
 
 def test_other_teams_cannot_see_or_touch_jobs_and_files(live, tmp_path):
