@@ -104,10 +104,12 @@ class LiveServer:
         self.thread.join(timeout=30)
 
 
-def make_key(app, team: str, *, admin: bool = False) -> str:
+def make_key(app_or_db, team: str, *, admin: bool = False) -> str:
+    """A new key for `team` in the store of an app (or a `Database`)."""
     from tunewise.jobs.keys import create_key
 
-    with app.state.ctx.db.session() as session:
+    db = app_or_db.state.ctx.db if hasattr(app_or_db, "state") else app_or_db
+    with db.session() as session:
         return create_key(session, team, admin=admin).key
 
 

@@ -1,0 +1,124 @@
+"""The server process killed with SIGKILL and started again on the same workspace: nothing is lost.
+
+A running job's training process outlives the server and is followed by the next one; a job whose
+process died while no server ran is retried from its last checkpoint; a queued job stays queued and
+runs once the slot frees (a cancel frees it at once).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.control_plane_support import free_port, make_key, wait_for
+from tests.helpers import write_chat_dataset
+from tests.integration.control_plane.test_openai_client import metrics_step
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class ServerProcess:
+    def __init__(self, home: Path, model_dir: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "TUNEWISE_HOME": str(home), "PYTHONPATH": os.pathsep.join(
+            [str(REPO), str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.control_plane_server", "--workspace", str(home),
+                                      "--port", str(self.port), "--model", str(model_dir)], cwd=REPO, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for(self._up, 120, 0.2, "the server process to answer")
+
+    def _up(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+        try:
+            return httpx.get(self.url + "/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+@pytest.fixture()
+def servers(tmp_path, tiny_model_dir):
+    started: list[ServerProcess] = []
+
+    def start() -> ServerProcess:
+        started.append(ServerProcess(tmp_path / "home", tiny_model_dir))
+        return started[-1]
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.kill()
+
+
+def test_killed_server_loses_nothing(servers, tmp_path):
+    first = servers()
+    from tunewise.jobs.store.db import Database
+    from tunewise.jobs.store.models import Job
+
+    home = tmp_path / "home"
+    db = Database(f"sqlite:///{home / 'tunewise.db'}")
+    headers = {"authorization": f"Bearer {make_key(db, 'team-a')}"}
+
+    def call(server, method, path, **kwargs):
+        response = httpx.request(method, server.url + path, headers=headers, timeout=60, **kwargs)
+        assert response.status_code < 400, response.text
+        return response.json()
+
+    data = write_chat_dataset(tmp_path / "train.jsonl", rows=24)
+    with data.open("rb") as fh:
+        file_id = call(first, "POST", "/v1/files", files={"file": ("train.jsonl", fh)}, data={"purpose": "fine-tune"})["id"]
+
+    def submit(server, steps):
+        spec = {"method": "lora", "data": {"train": file_id}, "train": {"max_steps": steps, "device": "cpu"},
+                "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0}}
+        return call(server, "POST", "/api/jobs", json={"model": "tiny", "spec": spec})["id"]
+
+    running, queued = submit(first, 10_000), submit(first, 2)
+    run_dir = home / "runs" / running
+    wait_for(lambda: metrics_step(run_dir) >= 2, 600, 0.05, "the first job to train")
+    wait_for(lambda: call(first, "GET", f"/api/jobs/{queued}")["queue"]["position"] == 1, 120, what="a queue place")
+
+    def pid() -> int:
+        with db.session() as session:
+            return session.scalar(select(Job).where(Job.id == running)).handle["pid"]
+
+    training = pid()
+    first.kill()  # the server dies; its training process does not
+    step_at_kill = metrics_step(run_dir)
+
+    second = servers()
+    wait_for(lambda: metrics_step(run_dir) > step_at_kill + 1, 600, 0.1, "training to go on under the new server")
+    job = call(second, "GET", f"/api/jobs/{running}")
+    assert job["status"] == "running" and job["attempts"] == 1 and pid() == training  # followed, not restarted
+    assert call(second, "GET", f"/api/jobs/{queued}")["status"] == "queued"
+
+    second.kill()
+    os.kill(training, signal.SIGKILL)  # and the training process dies while no server runs
+    time.sleep(0.5)
+    third = servers()
+    wait_for(lambda: call(third, "GET", f"/api/jobs/{running}")["attempts"] == 2, 300, 0.2, "a retry")
+    events = [e["message"] for e in call(third, "GET", f"/v1/fine_tuning/jobs/{running}/events",
+                                         params={"limit": 1000})["data"]]
+    assert any("ended unexpectedly (the process disappeared); retrying from the last checkpoint" in m for m in events)
+    checkpoint = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*"))
+    wait_for(lambda: metrics_step(run_dir) > checkpoint, 600, 0.1, "training to resume")
+
+    cancelled = call(third, "POST", f"/v1/fine_tuning/jobs/{running}/cancel")
+    assert cancelled["status"] == "cancelled"  # at once, and the slot is free for the queued job
+    done = wait_for(lambda: (j := call(third, "GET", f"/api/jobs/{queued}"))["status"] in ("succeeded", "failed")
+                    and j, 600, 0.5, "the queued job to run")
+    assert done["status"] == "succeeded", done["error"]
+    db.close()
