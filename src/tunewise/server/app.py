@@ -23,6 +23,7 @@ from tunewise.jobs.submit import JobFactory
 from tunewise.server.config import ServerConfig
 from tunewise.server.context import ServerContext
 from tunewise.server.errors import BodySizeLimit, install_error_handlers
+from tunewise.server.openapi import ERROR_RESPONSES, install_openapi
 
 log = logging.getLogger("tunewise.server")
 MULTIPART_OVERHEAD = 1 << 16  # form boundaries and headers around a file's bytes
@@ -102,6 +103,7 @@ def create_app(config: ServerConfig | None = None, *, policy: SchedulingPolicy |
     app.state.ctx = ctx
     install_error_handlers(app)
     _include_routers(app)
+    install_openapi(app)
     from tunewise.server.serving import mount_serving
 
     mount_serving(app, ctx)
@@ -120,7 +122,7 @@ def _include_routers(app: FastAPI) -> None:
         return {"status": "ok"}
 
     for module in (files, uploads, fine_tuning, native):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
 
 
 def _version() -> str:

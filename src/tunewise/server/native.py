@@ -91,7 +91,7 @@ def patch_job(job_id: str, body: JobPatch, who: Principal = Depends(principal), 
 
 
 @router.get("/jobs/{job_id}/logs", summary="The job's training log (text); follow=true streams it",
-            response_class=PlainTextResponse)
+            response_class=StreamingResponse, responses={200: {"content": {"text/plain": {}}}})
 async def job_logs(request: Request, job_id: str, offset: int = Query(0, ge=0), follow: bool = False,
                    who: Principal = Depends(principal), ctx: ServerContext = Depends(context)):
     with ctx.session() as session:
