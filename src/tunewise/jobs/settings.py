@@ -5,6 +5,10 @@ The server builds one `JobSettings` from its YAML config; tests and the CLI can 
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,3 +47,22 @@ class JobSettings:
     @property
     def scratch(self) -> Path:
         return self.home / "scratch"
+
+
+_workspace_lock = threading.RLock()
+
+
+@contextmanager
+def in_workspace(home: Path) -> Iterator[None]:
+    """Run library code that finds the workspace through TUNEWISE_HOME (the registry, tracking) against
+    `home`. A server serves one workspace, so this only matters where a process holds several (tests)."""
+    with _workspace_lock:
+        before = os.environ.get("TUNEWISE_HOME")
+        os.environ["TUNEWISE_HOME"] = str(home)
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("TUNEWISE_HOME", None)
+            else:
+                os.environ["TUNEWISE_HOME"] = before

@@ -175,21 +175,29 @@ def roll_out(settings: Any, job: Job, plan: dict[str, Any]) -> dict[str, Any]:
     """Carry out a trigger's rollout for a succeeded job; the outcome in words and fields."""
     if not plan.get("register_as"):
         return {"status": "none", "message": "nothing to roll out"}
+    from tunewise.jobs.settings import in_workspace
+
+    try:
+        with in_workspace(settings.home):
+            return _register_and_promote(settings, job, plan)
+    except Exception as err:  # the job succeeded either way; the rollout's failure is recorded on it
+        return {"status": "failed", "message": f"rollout failed: {err}"}
+
+
+def _register_and_promote(settings: Any, job: Job, plan: dict[str, Any]) -> dict[str, Any]:
     from tunewise.jobs.rundirs import final_run_dir
     from tunewise.registry import promote, register_run
 
-    try:
-        info = register_run(final_run_dir(settings, job.id, job.spec), plan["register_as"])
-        out = {"status": "registered", "model": plan["register_as"], "version": str(info.version),
-               "message": f"registered as {plan['register_as']} version {info.version}"}
-        if plan.get("alias"):
-            promote(plan["register_as"], info.version, plan["alias"])
-            out["alias"] = plan["alias"]
-            out["message"] += f", {plan['alias']} alias moved to it"
-        if plan.get("traffic_percent"):
-            out["traffic_percent"] = plan["traffic_percent"]
-            out["message"] += (f"; {plan['traffic_percent']:g}% of traffic waits for serving's A/B route "
-                               "(set it with tunewise serve --route)")
-        return out
-    except Exception as err:
-        return {"status": "failed", "message": f"rollout failed: {err}"}
+    name = plan["register_as"]
+    info = register_run(final_run_dir(settings, job.id, job.spec), name)
+    out = {"status": "registered", "model": name, "version": str(info.version),
+           "message": f"registered as {name} version {info.version}"}
+    if plan.get("alias"):
+        promote(name, info.version, plan["alias"])
+        out["alias"] = plan["alias"]
+        out["message"] += f", {plan['alias']} alias moved to it"
+    if plan.get("traffic_percent"):
+        out["traffic_percent"] = plan["traffic_percent"]
+        out["message"] += (f"; {plan['traffic_percent']:g}% of traffic waits for serving's A/B route "
+                           "(set it with tunewise serve --route)")
+    return out

@@ -15,6 +15,7 @@ from tunewise.jobs.events import audit
 from tunewise.jobs.files import get_file
 from tunewise.jobs.keys import Principal
 from tunewise.jobs.rundirs import final_run_dir, read_json
+from tunewise.jobs.settings import in_workspace
 from tunewise.jobs.store.models import AuditEntry, RegisteredModel, Trigger
 from tunewise.jobs.store.pagination import owned
 from tunewise.openai_api.errors import bad_request, conflict, not_found
@@ -52,9 +53,11 @@ def run_report(job_id: str, who: Principal = Depends(principal), ctx: ServerCont
 # --- registry ------------------------------------------------------------------------------------
 
 
-def _registry_call(fn, *args):
+def _registry_call(ctx: ServerContext, fn, *args):
+    """A registry function on this server's workspace; its refusals become 400s with the reason."""
     try:
-        return fn(*args)
+        with in_workspace(ctx.settings.home):
+            return fn(*args)
     except TunewiseError as err:
         raise bad_request(err.message, code="registry_error") from None
 
@@ -80,7 +83,7 @@ def registry_models(who: Principal = Depends(principal), ctx: ServerContext = De
         return {"object": "list", "data": []}
     from tunewise.registry import list_models
 
-    return {"object": "list", "data": [m for m in _registry_call(list_models) if m["name"] in names]}
+    return {"object": "list", "data": [m for m in _registry_call(ctx, list_models) if m["name"] in names]}
 
 
 @router.post("/registry/models", summary="Register a succeeded job's model as a new version")
@@ -94,7 +97,7 @@ def register(body: RegisterBody, who: Principal = Depends(principal), ctx: Serve
         owner = session.scalar(select(RegisteredModel).where(RegisteredModel.name == body.name))
         if owner is not None and owner.team != job.team:
             raise conflict(f"the name {body.name!r} belongs to another team", param="name", code="name_taken")
-        info = _registry_call(register_run, final_run_dir(ctx.settings, job.id, job.spec), body.name)
+        info = _registry_call(ctx, register_run, final_run_dir(ctx.settings, job.id, job.spec), body.name)
         if owner is None:
             session.add(RegisteredModel(name=body.name, team=job.team, created_at=time.time()))
         audit(session, team=who.team, key_id=who.key_id, action="registry.register", object_id=body.name,
@@ -108,8 +111,8 @@ def registry_model(name: str, who: Principal = Depends(principal), ctx: ServerCo
 
     with ctx.session() as session:
         _owned_model(session, name, who)
-    return {"name": name, "versions": [v.to_json() for v in _registry_call(list_versions, name)],
-            "history": _registry_call(history, name)}
+    return {"name": name, "versions": [v.to_json() for v in _registry_call(ctx, list_versions, name)],
+            "history": _registry_call(ctx, history, name)}
 
 
 class PromoteBody(BaseModel):
@@ -125,7 +128,7 @@ def promote(name: str, body: PromoteBody, who: Principal = Depends(principal),
 
     with ctx.session() as session:
         _owned_model(session, name, who)
-        event = _registry_call(registry_promote, name, body.version, body.to)
+        event = _registry_call(ctx, registry_promote, name, body.version, body.to)
         audit(session, team=who.team, key_id=who.key_id, action="registry.promote", object_id=name,
               detail={"version": body.version, "to": body.to})
     return event
@@ -137,7 +140,7 @@ def rollback(name: str, who: Principal = Depends(principal), ctx: ServerContext 
 
     with ctx.session() as session:
         _owned_model(session, name, who)
-        event = _registry_call(registry_rollback, name)
+        event = _registry_call(ctx, registry_rollback, name)
         audit(session, team=who.team, key_id=who.key_id, action="registry.rollback", object_id=name)
     return event
 

@@ -23,6 +23,52 @@ from tests.integration.control_plane.test_openai_client import metrics_step
 STEPS = 40
 
 
+class StreamReader:
+    """Reads a job's server-sent events on a thread, as the portal does."""
+
+    def __init__(self, server, job_id: str):
+        import threading
+
+        self.events: list[tuple[str, dict]] = []
+        self.thread = threading.Thread(target=self._read, args=(server, job_id), daemon=True)
+        self.thread.start()
+
+    def _read(self, server, job_id: str) -> None:
+        kind = None
+        with httpx.stream("GET", f"{server.url}/api/jobs/{job_id}/stream", timeout=600,
+                          headers={"authorization": f"Bearer {server.key}"}) as response:
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    self.events.append((kind, json.loads(line[6:])))
+
+
+def check_live_stream(stream: StreamReader) -> None:
+    stream.thread.join(timeout=60)
+    kinds = [kind for kind, _ in stream.events]
+    statuses = [data["status"] for kind, data in stream.events if kind == "status"]
+    assert statuses[0] in ("validating_files", "queued") and statuses[-1] == "succeeded" and "running" in statuses
+    assert [data["data"]["step"] for kind, data in stream.events if kind == "metrics"] == [1, 2]
+    assert kinds[-1] == "done"
+
+
+def check_registry_over_http(server, job_id: str) -> None:
+    """Register the succeeded job, promote it to staging; production needs a passed gate (there is none)."""
+    version = api(server, "POST", "/api/registry/models", json={"name": "support-bot", "job_id": job_id})
+    assert version["version"] == "1" and version["run"] == job_id
+    event = api(server, "POST", "/api/registry/models/support-bot/promote", json={"version": "1", "to": "staging"})
+    assert event["alias"] == "staging"
+    refused = httpx.post(f"{server.url}/api/registry/models/support-bot/promote", json={"version": "1",
+                         "to": "production"}, headers={"authorization": f"Bearer {server.key}"}, timeout=60)
+    assert refused.status_code == 400 and "production needs one" in refused.json()["error"]["message"]
+    model = api(server, "GET", "/api/registry/models/support-bot")
+    assert model["versions"][0]["aliases"] == ["staging"]
+    assert [m["name"] for m in api(server, "GET", "/api/registry/models")["data"]] == ["support-bot"]
+    run = api(server, "GET", f"/api/runs/{job_id}")
+    assert run["status"]["state"] == "completed" and run["data_report"]["rows_kept"] == 32
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
     app, home = start_server(tmp_path_factory, tiny_model_dir, name="faults")
@@ -66,6 +112,7 @@ def test_preempted_job_resumes_at_its_step_and_survives_sigkill(server, tmp_path
     wait_for(lambda: metrics_step(low_run) >= 2, 600, 0.05, "the low-priority job to train")
 
     high = submit(server, file_id, 2, "high")
+    stream = StreamReader(server, high)
     requeued = wait_for(lambda: any(m.startswith("Job stopped at step") for m in messages(server, low)), 300, 0.2,
                         "the low-priority job to stop")
     assert requeued
@@ -75,6 +122,8 @@ def test_preempted_job_resumes_at_its_step_and_survives_sigkill(server, tmp_path
     assert json.loads((low_run / "status.json").read_text())["state"] == "stopped"
 
     wait_for(lambda: api(server, "GET", f"/api/jobs/{high}")["status"] == "succeeded", 600, 0.5, "the high job")
+    check_live_stream(stream)
+    check_registry_over_http(server, high)
     wait_for(lambda: metrics_step(low_run) >= stopped_at + 2, 600, 0.05, "the low job to train again")
     assert f"Fine-tuning job resumed on local: 1 CPU slot from step {stopped_at}" in messages(server, low)
     log = (server.home / "jobs" / low / "train.log").read_text()
