@@ -522,9 +522,16 @@ def serving(r: dict[str, Any]) -> str:
     return render_serving(r, _meta(r))
 
 
+def api_load(r: dict[str, Any]) -> str:
+    from _report_control_plane import api_load as render_api_load
+
+    return render_api_load(r)
+
+
 SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "attention_ab": attention_ab,
             "allocator_ab": allocator_ab, "memory": memory, "data_pipeline": data_pipeline,
-            "reliability": reliability, "scheduler_sim": scheduler_sim, "serving": serving}
+            "reliability": reliability, "scheduler_sim": scheduler_sim, "serving": serving,
+            "api_load": api_load}
 
 
 def render(results: Path = RESULTS) -> str:

@@ -109,6 +109,16 @@ class _VerifiedKeys:
     def __init__(self):
         self._by_digest: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._verifying: dict[str, threading.Lock] = {}
+
+    def single_flight(self, digest: str) -> threading.Lock:
+        """One lock per presented key: many requests arriving with a new key run argon2 once, not each."""
+        with self._lock:
+            return self._verifying.setdefault(digest, threading.Lock())
+
+    def done(self, digest: str) -> None:
+        with self._lock:
+            self._verifying.pop(digest, None)
 
     def get(self, digest: str) -> str | None:
         with self._lock:
@@ -134,10 +144,17 @@ def authenticate(session: Session, plain: str) -> Principal | None:
     if not plain.startswith(KEY_PREFIX) or len(plain) > 200:
         return None
     digest = hashlib.sha256(plain.encode()).hexdigest()
-    known = _verified.get(digest)
-    if known is not None:
-        row = session.scalar(select(ApiKey).where(ApiKey.id == known))
-        return _principal(row) if row is not None and row.revoked_at is None else None
+    if _verified.get(digest) is None:
+        with _verified.single_flight(digest):
+            if _verified.get(digest) is None:
+                found = _verify(session, plain, digest)
+                _verified.done(digest)
+                return found
+    row = session.scalar(select(ApiKey).where(ApiKey.id == _verified.get(digest)))
+    return _principal(row) if row is not None and row.revoked_at is None else None
+
+
+def _verify(session: Session, plain: str, digest: str) -> Principal | None:
     for row in session.scalars(select(ApiKey).where(ApiKey.prefix == plain[:_SHOWN_PREFIX])):
         if row.revoked_at is None and _matches(row.hash, plain):
             _verified.put(digest, row.id)

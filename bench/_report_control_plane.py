@@ -1,0 +1,44 @@
+"""BENCHMARKS.md section for bench/api_load.py (kept apart from _report.py, which is long already)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def api_load(r: dict[str, Any]) -> str:
+    from _report import _meta
+
+    size = r["size"]
+    mix = ", ".join(f"{op.replace('_', ' ')} {share}%" for op, share in r["mix"].items())
+    rows = ["| store | requests | errors | requests/s | p50 | p99 | load |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    ops = ["| store | operation | p50 | p99 |", "| --- | --- | ---: | ---: |"]
+    lists = ["| store | listing with every job in the store | p50 | p99 |", "| --- | --- | ---: | ---: |"]
+    skipped = []
+    for s in r["stores"]:
+        if s.get("skipped"):
+            skipped.append(f"{s['store']}: skipped ({s['skipped']})")
+            continue
+        o = s["overall"]
+        rows.append(f"| {s['store']} | {s['requests']:,} | **{s['errors']}** | {s['requests_per_second']} | "
+                    f"{o['p50_ms']} ms | {o['p99_ms']} ms | {s['load_average']} |")
+        for op, p in s["per_operation"].items():
+            ops.append(f"| {s['store']} | {op.replace('_', ' ')} | {p['p50_ms']} ms | {p['p99_ms']} ms |")
+        for case, p in s["list_with_all_jobs"].items():
+            lists.append(f"| {s['store']} | {case} | **{p['p50_ms']} ms** | {p['p99_ms']} ms |")
+    nl = "\n"
+    return f"""## Control plane API under load
+
+{_meta(r)}
+
+{size['clients']} concurrent clients (one connection each, four teams' keys), {size['requests_per_client']} requests
+each: {mix}. The store holds {size['jobs']:,} jobs with {size['events_per_job']} events each; the server runs in
+its own process, as `tunewise server` does, on the same two cores as the clients. Uploads are validated by the
+data pipeline before they are answered. p99 includes each key's first request, which checks the key's
+argon2 hash (tens of milliseconds and 64 MiB by design; later requests with the key skip it).
+
+{nl.join(rows)}
+
+{nl.join(ops)}
+
+{nl.join(lists)}
+{(nl + '; '.join(skipped) + nl) if skipped else ''}"""
