@@ -94,12 +94,15 @@ def patch_job(job_id: str, body: JobPatch, who: Principal = Depends(principal), 
             response_class=StreamingResponse, responses={200: {"content": {"text/plain": {}}}})
 async def job_logs(request: Request, job_id: str, offset: int = Query(0, ge=0), follow: bool = False,
                    who: Principal = Depends(principal), ctx: ServerContext = Depends(context)):
-    with ctx.session() as session:
-        job = actions.get_job(session, job_id, who.scope())
+    job = await asyncio.to_thread(_find, ctx, job_id, who)
     log_path = ctx.settings.job_dir(job.id) / "train.log"
     if not follow:
         data, _ = read_log(log_path, offset, limit=16 << 20)
         return PlainTextResponse(data.decode("utf-8", "replace"))
+
+    def finished() -> bool:
+        with ctx.session() as session:
+            return actions.get_job(session, job_id, who.scope()).status in FINAL_STATUSES
 
     async def stream():
         position = offset
@@ -108,9 +111,7 @@ async def job_logs(request: Request, job_id: str, offset: int = Query(0, ge=0), 
             if data:
                 yield data
                 continue
-            with ctx.session() as session:
-                done = actions.get_job(session, job_id, who.scope()).status in FINAL_STATUSES
-            if done:
+            if await asyncio.to_thread(finished):
                 data, position = read_log(log_path, position)
                 if data:
                     yield data
@@ -133,17 +134,19 @@ def job_metrics(job_id: str, who: Principal = Depends(principal), ctx: ServerCon
 async def job_stream(request: Request, job_id: str, who: Principal = Depends(principal),
                      ctx: ServerContext = Depends(context)):
     """`event: status|message|metrics` lines as the job progresses; the stream ends when the job finishes."""
-    with ctx.session() as session:
-        actions.get_job(session, job_id, who.scope())
+    await asyncio.to_thread(_find, ctx, job_id, who)
+
+    def snapshot(seq: int) -> tuple[str, int | None, int | None, list]:
+        with ctx.session() as session:
+            job = actions.get_job(session, job_id, who.scope())
+            new = [(e.seq, e.type, {"id": e.id, "created_at": e.created_at, "level": e.level, "message": e.message,
+                                    "data": e.data}) for e in events_since(session, job_id, seq)]
+            return job.status, job.step, job.total_steps, new
 
     async def stream():
         seq, last_status = 0, None
         while not await request.is_disconnected():
-            with ctx.session() as session:
-                job = actions.get_job(session, job_id, who.scope())
-                status, step, total = job.status, job.step, job.total_steps
-                new = [(e.seq, e.type, {"id": e.id, "created_at": e.created_at, "level": e.level,
-                                        "message": e.message, "data": e.data}) for e in events_since(session, job_id, seq)]
+            status, step, total, new = await asyncio.to_thread(snapshot, seq)  # the store is synchronous
             if status != last_status:
                 last_status = status
                 yield _sse("status", {"status": status, "step": step, "total_steps": total})
@@ -155,6 +158,11 @@ async def job_stream(request: Request, job_id: str, who: Principal = Depends(pri
             await asyncio.sleep(SSE_POLL_S)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"cache-control": "no-cache"})
+
+
+def _find(ctx: ServerContext, job_id: str, who: Principal) -> Job:
+    with ctx.session() as session:
+        return actions.get_job(session, job_id, who.scope())
 
 
 def _sse(event: str, data: dict) -> str:
