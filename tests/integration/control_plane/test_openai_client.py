@@ -17,7 +17,7 @@ import pytest
 from tests.control_plane_support import wait_for
 from tests.helpers import write_chat_dataset
 
-STEPS = 20
+STEPS = 12
 
 
 def client(live, team="team-a", strict=True) -> openai.OpenAI:
