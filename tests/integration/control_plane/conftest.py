@@ -27,5 +27,5 @@ def live(tmp_path_factory, tiny_model_dir):
     with LiveServer(app) as server:
         server.keys = {"team-a": make_key(app, "team-a"), "team-b": make_key(app, "team-b"),
                        "admin": make_key(app, "", admin=True)}
-        server.home = home
+        server.home, server.app = home, app
         yield server

@@ -117,6 +117,8 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-{STEPS}"
     assert checkpoints[0].metrics.train_loss > 0
 
+    check_checkpoint_artifacts(live, job.id, [c.step_number for c in checkpoints])
+
     results = api.files.content(done.result_files[0]).read().decode()
     table = list(csv.DictReader(io.StringIO(results)))
     assert list(table[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
@@ -126,6 +128,26 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert list(api.fine_tuning.jobs.list(metadata={"ticket": "nope"})) == []
     page = api.fine_tuning.jobs.list(limit=1)
     assert len(page.data) == 1 and page.has_more
+
+
+def check_checkpoint_artifacts(live, job_id: str, steps: list[int]) -> None:
+    """A checkpoint becomes a servable artifact; the last one holds the final model's weights."""
+    from safetensors.torch import load_file
+
+    from tunewise.jobs.checkpoint_export import checkpoint_artifact
+    from tunewise.models.artifact import read_artifact_info
+
+    ctx = live.app.state.ctx
+    with ctx.session() as session:
+        from tunewise.jobs.actions import get_job
+
+        spec = get_job(session, job_id, None).spec
+    last = checkpoint_artifact(ctx.settings, job_id, spec, max(steps))
+    assert read_artifact_info(last).adapter
+    final = load_file(str(live.home / "runs" / job_id / "artifact" / "adapter_model.safetensors"))
+    exported = load_file(str(last / "adapter_model.safetensors"))
+    assert final.keys() == exported.keys() and all((final[k] == exported[k]).all() for k in final)
+    assert (checkpoint_artifact(ctx.settings, job_id, spec, min(steps)) / "tokenizer.json").is_file()
 
 
 def native(live, job_id, team="team-a") -> dict:
