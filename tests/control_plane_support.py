@@ -1,8 +1,7 @@
-"""Helpers for control-plane tests: a stand-in scheduling policy, a real server on a free port, keys.
+"""Helpers for control-plane tests: scheduling configs, a real server on a free port, keys.
 
-The stand-in policy is a plain FIFO-by-priority over CPU slots with priority preemption. It is a
-test double only: the server runs `tunewise.jobs.scheduler`; these tests check what the server does
-with decisions (start, stop and requeue, store reasons), not the policy itself.
+The servers run the real scheduler (`tunewise.jobs.scheduler`) on a declared pool: CPU slots for
+jobs that train, or a GPU pool whose quota belongs to another team for jobs that must stay queued.
 """
 
 from __future__ import annotations
@@ -10,62 +9,18 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any
-
-from tunewise.jobs.schedule_types import (
-    Admit,
-    ClusterState,
-    Decisions,
-    Demand,
-    Node,
-    Placement,
-    Pool,
-    Preempt,
-    Quota,
-    Slot,
-    Wait,
-)
 
 
-@dataclass
-class StandInPolicy:
-    cpu_slots: int = 1
-    pools: tuple[Pool, ...] = ()
-    quotas: tuple[Quota, ...] = ()
-    priority_classes: dict[str, int] = field(default_factory=lambda: {"low": -10, "normal": 0, "high": 10})
-    default_priority_class: str = "normal"
+def cpu_pool(slots: int = 1) -> dict:
+    """One node with `slots` CPU training slots; preemption as soon as a higher class waits."""
+    return {"pools": [{"name": "default", "nodes": [{"name": "local", "cpu_slots": slots}]}],
+            "preemption_grace_minutes": 0}
 
-    def __post_init__(self):
-        if not self.pools:
-            self.pools = (Pool("default", (Node("local", cpu_slots=self.cpu_slots),)),)
 
-    def demand(self, spec: dict[str, Any], pool: str, **_: Any) -> Demand:
-        return Demand(cpu_slots=1)
-
-    def schedule(self, state: ClusterState) -> Decisions:
-        used = sum(s.cpu_slots for r in state.running for s in r.placement.slots)
-        free = self.cpu_slots - used
-        stopping = sum(1 for r in state.running if r.stopping)
-        admits, preempts, waits = [], [], []
-        victims = sorted((r for r in state.running if r.preemptible and not r.stopping),
-                         key=lambda r: (r.priority, -r.started_at))
-        queue = sorted(state.waiting, key=lambda w: (-w.priority, w.submitted_at))
-        for position, job in enumerate(queue, start=1):
-            if free >= 1:
-                free -= 1
-                admits.append(Admit(job.id, Placement((Slot(node="local", cpu_slots=1),))))
-                continue
-            victim = next((v for v in victims if v.priority < job.priority), None)
-            if victim is not None and stopping == 0:
-                victims.remove(victim)
-                preempts.append(Preempt(victim.id, job.id, "priority"))
-                waits.append(Wait(job.id, position - len(admits), "priority", "waiting for a preempted job to stop"))
-                stopping += 1
-                continue
-            waits.append(Wait(job.id, position - len(admits), "capacity",
-                              f"all {self.cpu_slots} CPU slots are in use"))
-        return Decisions(admit=tuple(admits), preempt=tuple(preempts), wait=tuple(waits))
+def blocked_pool() -> dict:
+    """A one-GPU pool whose whole quota belongs to a team that lends none: every job waits (quota)."""
+    return {"pools": [{"name": "gpu", "nodes": [{"name": "node", "gpus": [{"type": "h100-80gb", "count": 1}]}]}],
+            "quotas": [{"team": "reserved", "gpus": 1, "can_lend": False}]}
 
 
 def free_port() -> int:

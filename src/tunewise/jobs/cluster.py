@@ -8,6 +8,7 @@ job's queue position and reason stored for the API.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict
 from typing import Any
@@ -35,8 +36,14 @@ def demand_to_json(demand: Demand) -> dict[str, Any]:
     return asdict(demand)
 
 
-def demand_from_json(data: dict[str, Any] | None) -> Demand:
-    return Demand(**(data or {}))
+def demand_from_json(data: dict[str, Any] | None, *, done_steps: int | None = None,
+                     total_steps: int | None = None) -> Demand:
+    """The stored demand; with progress, its time estimate covers only the steps left."""
+    demand = Demand(**(data or {}))
+    if demand.estimated_seconds and done_steps and total_steps:
+        left = max(0.0, 1.0 - done_steps / total_steps)
+        demand = dataclasses.replace(demand, estimated_seconds=demand.estimated_seconds * left)
+    return demand
 
 
 def placement_to_json(placement: Placement) -> dict[str, Any]:
@@ -54,14 +61,20 @@ def cluster_state(session: Session, pools: tuple[Pool, ...], quotas: tuple[Quota
     running, waiting = [], []
     for job in session.scalars(select(Job).where(Job.status.in_(("queued", "running"))).order_by(Job.seq)):
         if job.status == "running" and job.placement is not None:
+            # The attempt's start: a resumed job's estimate is of what was left when it restarted.
+            handle = job.handle or {}
+            started = handle.get("started_at") or job.started_at or now
+            demand = demand_from_json(job.demand, done_steps=handle.get("start_step"), total_steps=job.total_steps)
             running.append(RunningJob(id=job.id, team=job.team, pool=job.pool, priority=job.priority,
-                                      started_at=job.started_at or now, demand=demand_from_json(job.demand),
+                                      started_at=started, demand=demand,
                                       placement=placement_from_json(job.placement), preemptible=job.preemptible,
                                       stopping=job.stop_requested is not None))
         elif job.status == "queued" and (job.not_before is None or job.not_before <= now):
             waiting.append(WaitingJob(id=job.id, team=job.team, pool=job.pool, priority=job.priority,
                                       submitted_at=job.queued_at or job.created_at,
-                                      demand=demand_from_json(job.demand), preemptible=job.preemptible))
+                                      demand=demand_from_json(job.demand, done_steps=job.step,
+                                                              total_steps=job.total_steps),
+                                      preemptible=job.preemptible, preempted_for=job.preempted_for))
     return ClusterState(pools=pools, running=tuple(running), waiting=tuple(waiting), quotas=quotas, now=now)
 
 

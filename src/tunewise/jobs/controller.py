@@ -192,6 +192,7 @@ class Controller:
                 if job is not None and job.status == "running" and not job.stop_requested:
                     detail = getattr(preempt, "detail", "") or f"{preempt.reason}, for {preempt.for_job}"
                     self.ask_to_stop(job, "preempt", f"preempted: {detail}")
+                    job.preempted_for = preempt.for_job
                     add_event(session, job.id, f"Preempted ({detail}): the job writes a checkpoint, stops, and "
                                                "will resume from it", level="warn")
             for wait in decisions.wait:
@@ -218,11 +219,12 @@ class Controller:
             return
         first = job.attempts == 0
         job.status = "running"
-        job.handle = handle
+        job.handle = {**handle, "start_step": job.step or 0}
         job.placement = placement_to_json(placement)
         job.borrowed = borrowed
         job.attempts += 1
         job.not_before = None
+        job.preempted_for = None
         job.started_at = job.started_at or time.time()
         clear_wait(job)
         where = describe_placement(placement_from_json(job.placement))

@@ -147,8 +147,10 @@ def _stopped_on_request(session: Session, job: Job, notify: Notify | None) -> No
         add_event(session, job.id, f"Fine-tuning job paused at step {step}; resume continues from there")
         return
     detail = job.stop_detail or "preempted"
+    preempted_for = job.preempted_for
     requeue(session, job, f"Job stopped at step {step} ({detail}); it is queued again and will resume from "
                           f"step {step}")
+    job.preempted_for = preempted_for  # it queues behind the job it made room for
 
 
 def _crashed(session: Session, settings: JobSettings, job: Job, code: int | None, notify: Notify | None) -> None:

@@ -2,7 +2,7 @@
 scheduler's decisions, and each job's demand from the planner.
 
 `load_policy(section)` wires the scheduler package (`tunewise.jobs.pool_config`, `scheduler`,
-`demand`) to the server config's `scheduler:` section. Anything with the same members can stand in
+`demand`) to the server config's `scheduling:` section. Anything with the same members can stand in
 for it (tests drive the server with a small one; the simulation benchmark drives the scheduler
 itself).
 """
@@ -30,12 +30,12 @@ class SchedulingPolicy(Protocol):
 
 
 class ConfiguredPolicy:
-    """The scheduler package driven by the server config's `scheduler:` section."""
+    """The scheduler package driven by the server config's `scheduling:` section."""
 
     def __init__(self, section: dict[str, Any]):
         from tunewise.jobs.pool_config import load_scheduling_config
 
-        self.setup = load_scheduling_config(section, source="scheduler")
+        self.setup = load_scheduling_config(section, source="scheduling")
         self.pools = self.setup.pools
         self.quotas = self.setup.quotas
         self.priority_classes = dict(self.setup.priority_classes)

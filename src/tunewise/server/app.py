@@ -58,7 +58,7 @@ def build_context(config: ServerConfig, *, policy: SchedulingPolicy | None = Non
                   executor: Executor | None = None) -> ServerContext:
     """Everything the app runs on; `policy` and `executor` replace the configured ones (tests, benchmarks)."""
     settings = job_settings(config)
-    policy = policy or load_policy(config.scheduler)
+    policy = policy or load_policy(config.scheduling)
     settings.priority_classes = dict(policy.priority_classes)
     settings.default_priority_class = policy.default_priority_class
     settings.pools = tuple(p.name for p in policy.pools)

@@ -5,7 +5,7 @@
     database_url: null          # SQLite in the workspace; postgresql://user@host/db for shared deployments
     files_url: null             # <workspace>/files; or s3://bucket/prefix (needs s3fs)
     models: {smollm2-135m-instruct: smollm2-135m-instruct}   # name clients use -> base model
-    scheduler: {...}            # pools, quotas, priority classes (docs/control-plane.md)
+    scheduling: {...}           # pools, quotas, priority classes (docs/scheduling.md)
     webhooks: {url: https://..., secret_env: TUNEWISE_WEBHOOK_SECRET}
 """
 
@@ -74,7 +74,8 @@ class ServerConfig(_Section):
     tick_seconds: float = Field(1.0, gt=0, le=60, description="Scheduling loop interval.")
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     jobs: JobsConfig = Field(default_factory=JobsConfig)
-    scheduler: dict[str, Any] = Field(default_factory=dict, description="Pools, quotas and priority classes.")
+    scheduling: dict[str, Any] = Field(default_factory=dict, description="Pools, quotas, priority classes and "
+                                       "the scheduler's switches (docs/scheduling.md).")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     serving: dict[str, Any] = Field(default_factory=dict, description="Options of the serving engine.")

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.control_plane_support import LiveServer, StandInPolicy, make_key
+from tests.control_plane_support import LiveServer, cpu_pool, make_key
 
 
-def start_server(tmp_path_factory, tiny_model_dir, *, name: str, cpu_slots: int = 1, **config):
+def server_config(home, tiny_model_dir, **config) -> dict:
+    return {"workspace": str(home), "models": {"tiny": str(tiny_model_dir)}, "tick_seconds": 0.2,
+            "jobs": {"checkpoint_every_steps": 2, "retry_backoff_seconds": 0.5, "stop_grace_seconds": 120},
+            "scheduling": cpu_pool(1), **config}
+
+
+def start_server(tmp_path_factory, tiny_model_dir, *, name: str, **config):
+    """The app `tunewise server` runs, on a fresh workspace (not started: see LiveServer)."""
     from tunewise.server.app import create_app
     from tunewise.server.config import ServerConfig
 
     home = tmp_path_factory.mktemp(name)
-    cfg = ServerConfig.model_validate({
-        "workspace": str(home), "models": {"tiny": str(tiny_model_dir)}, "tick_seconds": 0.2,
-        "jobs": {"checkpoint_every_steps": 2, "retry_backoff_seconds": 0.5, "stop_grace_seconds": 120},
-        **config})
-    app = create_app(cfg, policy=StandInPolicy(cpu_slots=cpu_slots))
-    return app, home
+    return create_app(ServerConfig.model_validate(server_config(home, tiny_model_dir, **config))), home
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`tunewise jobs` and `tunewise keys` against a real server (no free slot: jobs wait with a reason)."""
+"""`tunewise jobs` and `tunewise keys` against a real server (its quota is another team's: jobs wait, saying why)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from tests.control_plane_support import LiveServer, make_key, wait_for
+from tests.control_plane_support import LiveServer, blocked_pool, make_key, wait_for
 from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
 
 
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory, tiny_model_dir):
-    app, home = start_server(tmp_path_factory, tiny_model_dir, name="cli", cpu_slots=0)
+    app, home = start_server(tmp_path_factory, tiny_model_dir, name="cli", scheduling=blocked_pool())
     with LiveServer(app) as server:
         server.home = home
         server.key = make_key(app, "team-cli")
@@ -35,12 +35,12 @@ def test_submit_list_show_cancel(busy, monkeypatch, tmp_path):
     write_chat_dataset(tmp_path / "train.jsonl", rows=20)
     spec = tmp_path / "job.yaml"
     spec.write_text(yaml.safe_dump({"base_model": "tiny", "method": "lora", "data": {"train": "train.jsonl"},
-                                    "train": {"max_steps": 2, "device": "cpu"}}))
+                                    "train": {"max_steps": 2}}))
     dry = run(busy, monkeypatch, "jobs", "submit", str(spec), "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
     report = json.loads(dry.output[dry.output.index("{"):])
     assert report["ok"] and report["examples"] == 20 and report["tokens"] > 0
-    assert report["queue"]["position"] == 1 and report["queue"]["reason"] == "capacity"
+    assert report["queue"]["position"] == 1 and report["queue"]["reason"] == "quota"
     assert {m["mode"] for m in report["plan"]["modes"]} >= {"lora", "full"}
 
     submitted = run(busy, monkeypatch, "jobs", "submit", str(spec), "--json")
@@ -49,11 +49,11 @@ def test_submit_list_show_cancel(busy, monkeypatch, tmp_path):
     wait_for(lambda: json.loads(run(busy, monkeypatch, "jobs", "show", job["id"], "--json").output)["queue"]
              ["position"], 120, what="a queue position")
     listing = json.loads(run(busy, monkeypatch, "jobs", "list", "--json").output)
-    assert listing[0]["id"] == job["id"] and listing[0]["queue"]["reason"] == "capacity"
+    assert listing[0]["id"] == job["id"] and listing[0]["queue"]["reason"] == "quota"
     table = run(busy, monkeypatch, "jobs", "list").output
-    assert "queued" in table and "capacity" in table
+    assert "queued" in table and "quota" in table
     shown = run(busy, monkeypatch, "jobs", "show", job["id"])
-    assert "Files validated, moving job to queued state" in shown.output and "#1: capacity" in shown.output
+    assert "Files validated, moving job to queued state" in shown.output and "#1: quota" in shown.output
     cancelled = run(busy, monkeypatch, "jobs", "cancel", job["id"])
     assert f"{job['id']}: cancelled" in cancelled.output
     logs = run(busy, monkeypatch, "jobs", "logs", job["id"], "--follow")

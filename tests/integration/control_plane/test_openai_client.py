@@ -79,7 +79,7 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     waiting = api.fine_tuning.jobs.create(model="tiny", training_file=file.id)
     queued = wait_for(lambda: (j := native(live, waiting.id))["queue"]["position"] and j, 120, what="a queue place")
     assert queued["status"] == "queued" and queued["queue"]["reason"] == "capacity"
-    assert "CPU slots" in queued["queue"]["detail"]
+    assert "CPU slot" in queued["queue"]["detail"]
     assert api.fine_tuning.jobs.cancel(waiting.id).status == "cancelled"
     with pytest.raises(openai.ConflictError):
         api.fine_tuning.jobs.cancel(waiting.id)

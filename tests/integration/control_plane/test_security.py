@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.control_plane_support import LiveServer, make_key, wait_for
+from tests.control_plane_support import LiveServer, blocked_pool, make_key, wait_for
 from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
 
@@ -23,7 +23,7 @@ OWN_CREATIONS = {("POST", "/v1/files"), ("POST", "/v1/uploads")}  # make the cal
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
-    app, home = start_server(tmp_path_factory, tiny_model_dir, name="security", cpu_slots=0,
+    app, home = start_server(tmp_path_factory, tiny_model_dir, name="security", scheduling=blocked_pool(),
                              limits={"max_file_bytes": 64_000, "max_part_bytes": 2_000, "max_request_bytes": 32_000,
                                      "max_upload_bytes": 100_000})
     with LiveServer(app) as live:

@@ -16,29 +16,35 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from sqlalchemy import select
 
 from tests.control_plane_support import free_port, make_key, wait_for
 from tests.helpers import write_chat_dataset
+from tests.integration.control_plane.conftest import server_config
 from tests.integration.control_plane.test_openai_client import metrics_step
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 class ServerProcess:
+    """`tunewise server --config` as its own process, killed with SIGKILL by the test."""
+
     def __init__(self, home: Path, model_dir: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "TUNEWISE_HOME": str(home), "PYTHONPATH": os.pathsep.join(
-            [str(REPO), str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.control_plane_server", "--workspace", str(home),
-                                      "--port", str(self.port), "--model", str(model_dir)], cwd=REPO, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        config = home.parent / f"server-{self.port}.yaml"
+        config.write_text(yaml.safe_dump({**server_config(home, model_dir), "port": self.port}))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+        self.log = home.parent / f"server-{self.port}.log"
+        with self.log.open("wb") as log:  # a file, not a pipe: nobody reads it while the server runs
+            self.proc = subprocess.Popen([sys.executable, "-m", "tunewise", "server", "--config", str(config)],
+                                         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         wait_for(self._up, 120, 0.2, "the server process to answer")
 
     def _up(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"server exited: {self.proc.stderr.read().decode()[-2000:]}")
+            raise AssertionError(f"server exited: {self.log.read_text()[-2000:]}")
         try:
             return httpx.get(self.url + "/health", timeout=2).status_code == 200
         except httpx.HTTPError:
@@ -65,6 +71,7 @@ def servers(tmp_path, tiny_model_dir):
 
 def test_killed_server_loses_nothing(servers, tmp_path):
     first = servers()
+    assert "admin key (shown once" in first.log.read_text()  # the first start made an admin key
     from tunewise.jobs.store.db import Database
     from tunewise.jobs.store.models import Job
 

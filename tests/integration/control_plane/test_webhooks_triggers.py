@@ -13,7 +13,7 @@ import openai
 import pytest
 from sqlalchemy import select, update
 
-from tests.control_plane_support import LiveServer, free_port, make_key, wait_for
+from tests.control_plane_support import LiveServer, blocked_pool, free_port, make_key, wait_for
 from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
 
@@ -52,7 +52,7 @@ def setup(tmp_path_factory, tiny_model_dir):
     receiver = Receiver()
     mp = pytest.MonkeyPatch()
     mp.setenv("TUNEWISE_WEBHOOK_SECRET", SECRET)
-    app, home = start_server(tmp_path_factory, tiny_model_dir, name="hooks", cpu_slots=0,
+    app, home = start_server(tmp_path_factory, tiny_model_dir, name="hooks", scheduling=blocked_pool(),
                              webhooks={"url": f"http://127.0.0.1:{receiver.port}/hook", "backoff_seconds": 0.2})
     with LiveServer(app) as live:
         live.app, live.key = app, make_key(app, "team-a")

@@ -1,7 +1,7 @@
 """schemathesis over the control plane's OpenAPI schema: no 500s, responses as the schema says.
 
 The app is built when the module is collected (schemathesis generates one test per operation from
-it): a store in a temporary workspace, no scheduling loop, no free slot.
+it): a store in a temporary workspace, the default scheduling config, no scheduling loop.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.control_plane_support import StandInPolicy, make_key
+from tests.control_plane_support import make_key
 
 
 def _app():
@@ -27,7 +27,7 @@ def _app():
     from tunewise.server.config import ServerConfig
 
     home = tempfile.mkdtemp(prefix="tunewise-fuzz-")
-    app = create_app(ServerConfig(workspace=home), policy=StandInPolicy(cpu_slots=0), run_loop=False)
+    app = create_app(ServerConfig(workspace=home), run_loop=False)
     app.state.fuzz_home = home
     app.state.key = make_key(app, "team-fuzz")
     return app

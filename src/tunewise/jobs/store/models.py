@@ -123,6 +123,7 @@ class Job(Base):
     demand: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     placement: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     borrowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    preempted_for: Mapped[str | None] = mapped_column(String(40))  # stopped to make room for this job
     queue_position: Mapped[int | None] = mapped_column(Integer)
     wait_reason: Mapped[str | None] = mapped_column(String(16))
     wait_detail: Mapped[str | None] = mapped_column(Text)

@@ -102,6 +102,7 @@ def upgrade() -> None:
     sa.Column('demand', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('placement', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('borrowed', sa.Boolean(), nullable=False),
+    sa.Column('preempted_for', sa.String(length=40), nullable=True),
     sa.Column('queue_position', sa.Integer(), nullable=True),
     sa.Column('wait_reason', sa.String(length=16), nullable=True),
     sa.Column('wait_detail', sa.Text(), nullable=True),
