@@ -57,7 +57,22 @@ def sync_progress(session: Session, settings: JobSettings, job: Job) -> None:
         add_event(session, job.id, f"Step {row['step']} metrics", type="metrics",
                   data=metrics_data(row, job.total_steps))
     _estimate_finish(job)
+    _resolve_hyperparameters(job, run_dir)
     sync_checkpoints(session, settings, job, run_dir)
+
+
+def _resolve_hyperparameters(job: Job, run_dir) -> None:
+    """Once training has planned its batch, the job shows the values it trains with instead of "auto"."""
+    if job.hyperparameters is not None:
+        return
+    plan = read_json(run_dir / "batch_plan.json")
+    if plan:
+        from tunewise.jobs.openai_request import resolved_hyperparameters
+        from tunewise.methods import get_method
+
+        method = job.spec.get("method") or {}
+        name = method.get("name", "lora") if isinstance(method, dict) else str(method)
+        job.hyperparameters = resolved_hyperparameters(job.spec, plan, get_method(name).default_learning_rate)
 
 
 def _estimate_finish(job: Job) -> None:

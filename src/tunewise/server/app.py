@@ -96,6 +96,9 @@ def create_app(config: ServerConfig | None = None, *, policy: SchedulingPolicy |
             yield
         finally:
             ctx.controller.stop()
+            engine = ctx.extras.get("serving")
+            if engine is not None:
+                engine.close()
 
     app = FastAPI(title="tunewise control plane", version=_version(), lifespan=lifespan,
                   description="OpenAI-compatible fine-tuning API (files, uploads, fine_tuning) and tunewise's "

@@ -128,3 +128,17 @@ def test_concurrent_writers_do_not_fail(db, tmp_path):
     assert errors == []
     with db.session() as session:
         assert len(list(session.scalars(select(Job.id)))) == 40
+
+
+def test_files_on_an_fsspec_store_are_fetched_for_training(db, tmp_path):
+    """files_url may be any fsspec URL (s3://, gs://): training reads a local copy."""
+    import uuid
+
+    blobs = BlobStore(f"memory://tunewise-files-{uuid.uuid4().hex}")
+    assert not blobs.is_local
+    with db.session() as session:
+        row = create_file(session, blobs, tmp_path / "scratch", team="team-a", filename="t.jsonl", purpose="fine-tune",
+                          stream=io.BytesIO(ROWS))
+        assert row.status == "processed" and blobs.exists(row.storage_key)
+        local = blobs.local_path(row.storage_key, tmp_path / "copies")
+        assert local.read_bytes() == ROWS and local.parent == tmp_path / "copies"
