@@ -2,7 +2,7 @@
 
 A running job's training process outlives the server and is followed by the next one; a job whose
 process died while no server ran is retried from its last checkpoint; a queued job stays queued and
-starts once the slot frees (a cancel frees it at once).
+runs when the slot is free; a cancel ends the running job at once.
 """
 
 from __future__ import annotations
