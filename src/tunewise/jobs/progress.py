@@ -76,10 +76,14 @@ def _resolve_hyperparameters(job: Job, run_dir) -> None:
 
 
 def _estimate_finish(job: Job) -> None:
-    if not (job.step and job.total_steps and job.started_at):
+    """Now plus the steps left at this attempt's pace so far."""
+    handle = job.handle or {}
+    started, first_step = handle.get("started_at"), handle.get("start_step", 0)
+    done = (job.step or 0) - first_step
+    if not (started and done > 0 and job.total_steps):
         return
-    elapsed = time.time() - job.started_at
-    job.estimated_finish = time.time() + elapsed / job.step * max(0, job.total_steps - job.step)
+    per_step = (time.time() - started) / done
+    job.estimated_finish = time.time() + per_step * max(0, job.total_steps - job.step)
 
 
 def sync_checkpoints(session: Session, settings: JobSettings, job: Job, run_dir=None) -> None:
