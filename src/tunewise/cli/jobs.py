@@ -42,20 +42,21 @@ def queue_text(job: dict[str, Any]) -> str:
 
 
 def _upload_local_files(client, spec: dict[str, Any], base: Path) -> None:
-    """Replace local data paths in the spec (and its stages) with ids of freshly uploaded files."""
+    """Replace local data paths in the spec (and its stages) with ids of freshly uploaded files; a path
+    that does not exist is an error naming it."""
     sections = [spec, *(s for s in spec.get("stages") or [] if isinstance(s, dict))]
     for section in sections:
         data = section.get("data")
         if not isinstance(data, dict):
             continue
-        for key in ("train", "validation"):
-            value = data.get(key)
+        for holder, key in ((data, "train"), (data, "validation"), (data.get("mix"), "path")):
+            value = holder.get(key) if isinstance(holder, dict) else None
             if isinstance(value, str) and not value.startswith("file-"):
                 path = Path(value) if Path(value).is_absolute() else base / value
                 uploaded = client.upload(path)
                 console.print(f"uploaded {path.name} as {uploaded['id']} ({uploaded['status']}: "
                               f"{uploaded.get('status_details') or ''})", highlight=False)
-                data[key] = uploaded["id"]
+                holder[key] = uploaded["id"]
 
 
 @jobs_app.command("submit")

@@ -3,8 +3,9 @@
 A key is `twk_` plus 40 random letters and digits. The store keeps its first characters (to find
 the row, and to tell keys apart in `tunewise keys list`) and an argon2id hash (a slow hash: a
 leaked database does not give the keys away). Verifying argon2 takes tens of milliseconds and
-tens of MiB, so a key verified once is remembered in this process by its SHA-256; revocation is
-still checked on every request.
+tens of MiB, so a key verified once is remembered in this process by its SHA-256, and its row is
+read again at most every REVOCATION_CHECK_S: a revocation through this server applies at once, one
+made by another process (`tunewise keys revoke`) within two seconds.
 """
 
 from __future__ import annotations
@@ -103,11 +104,18 @@ def has_admin_key(session: Session) -> bool:
     return session.scalar(select(ApiKey.seq).where(ApiKey.is_admin, ApiKey.revoked_at.is_(None)).limit(1)) is not None
 
 
+REVOCATION_CHECK_S = 2.0  # a key revoked by another process stops working within this long
+
+
 class _VerifiedKeys:
-    """SHA-256 of keys this process has verified with argon2 -> key id (never the key itself)."""
+    """SHA-256 of keys this process has verified with argon2 -> (principal, when its row was last read).
+
+    The key itself is never kept. Within REVOCATION_CHECK_S of the last read the principal is
+    answered without the store; after it, the key's row is read again (revoked -> refused).
+    """
 
     def __init__(self):
-        self._by_digest: dict[str, str] = {}
+        self._by_digest: dict[str, tuple[Principal, float]] = {}
         self._lock = threading.Lock()
         self._verifying: dict[str, threading.Lock] = {}
 
@@ -120,46 +128,69 @@ class _VerifiedKeys:
         with self._lock:
             self._verifying.pop(digest, None)
 
-    def get(self, digest: str) -> str | None:
+    def get(self, digest: str) -> tuple[Principal, float] | None:
         with self._lock:
             return self._by_digest.get(digest)
 
-    def put(self, digest: str, key_id: str) -> None:
+    def put(self, digest: str, who: Principal) -> None:
         with self._lock:
             if len(self._by_digest) > 10_000:
                 self._by_digest.clear()
-            self._by_digest[digest] = key_id
+            self._by_digest[digest] = (who, time.monotonic())
 
     def forget(self, key_id: str) -> None:
         with self._lock:
-            for digest in [d for d, k in self._by_digest.items() if k == key_id]:
+            for digest in [d for d, (who, _) in self._by_digest.items() if who.key_id == key_id]:
                 del self._by_digest[digest]
 
 
 _verified = _VerifiedKeys()
 
 
-def authenticate(session: Session, plain: str) -> Principal | None:
-    """The principal for a presented key, or None for an unknown, wrong or revoked one."""
+def _digest(plain: str) -> str | None:
     if not plain.startswith(KEY_PREFIX) or len(plain) > 200:
         return None
-    digest = hashlib.sha256(plain.encode()).hexdigest()
+    return hashlib.sha256(plain.encode()).hexdigest()
+
+
+def recently_verified(plain: str) -> Principal | None:
+    """The principal of a key checked against the store within REVOCATION_CHECK_S; None otherwise."""
+    digest = _digest(plain)
+    hit = _verified.get(digest) if digest else None
+    if hit is not None and time.monotonic() - hit[1] < REVOCATION_CHECK_S:
+        return hit[0]
+    return None
+
+
+def authenticate(session: Session, plain: str) -> Principal | None:
+    """The principal for a presented key, or None for an unknown, wrong or revoked one."""
+    digest = _digest(plain)
+    if digest is None:
+        return None
     if _verified.get(digest) is None:
         with _verified.single_flight(digest):
             if _verified.get(digest) is None:
                 found = _verify(session, plain, digest)
                 _verified.done(digest)
                 return found
-    row = session.scalar(select(ApiKey).where(ApiKey.id == _verified.get(digest)))
-    return _principal(row) if row is not None and row.revoked_at is None else None
+    who, _ = _verified.get(digest) or (None, 0.0)
+    row = session.scalar(select(ApiKey).where(ApiKey.id == who.key_id)) if who else None
+    if row is None or row.revoked_at is not None:
+        if who is not None:
+            _verified.forget(who.key_id)
+        return None
+    fresh = _principal(row)
+    _verified.put(digest, fresh)
+    return fresh
 
 
 def _verify(session: Session, plain: str, digest: str) -> Principal | None:
     for row in session.scalars(select(ApiKey).where(ApiKey.prefix == plain[:_SHOWN_PREFIX])):
         if row.revoked_at is None and _matches(row.hash, plain):
-            _verified.put(digest, row.id)
+            who = _principal(row)
+            _verified.put(digest, who)
             row.last_used_at = time.time()
-            return _principal(row)
+            return who
     return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Depends, Request
 
-from tunewise.jobs.keys import Principal, authenticate
+from tunewise.jobs.keys import Principal, authenticate, recently_verified
 from tunewise.openai_api.errors import APIError, unauthorized
 from tunewise.server.context import ServerContext, context
 
@@ -15,8 +15,10 @@ def principal(request: Request, ctx: ServerContext = Depends(context)) -> Princi
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthorized()
-    with ctx.session() as session:
-        who = authenticate(session, token.strip())
+    who = recently_verified(token.strip())
+    if who is None:
+        with ctx.session() as session:
+            who = authenticate(session, token.strip())
     if who is None:
         raise unauthorized("Incorrect API key provided, or the key was revoked")
     request.state.principal = who

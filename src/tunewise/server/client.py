@@ -50,6 +50,8 @@ class ControlPlaneClient:
         return self._check(response).json()
 
     def upload(self, path: Path) -> dict[str, Any]:
+        if not path.is_file():
+            raise ServerError(f"{path}: data file not found")
         with path.open("rb") as fh:
             return self.request("POST", "/v1/files", files={"file": (path.name, fh)}, data={"purpose": "fine-tune"})
 

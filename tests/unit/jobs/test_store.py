@@ -142,3 +142,20 @@ def test_files_on_an_fsspec_store_are_fetched_for_training(db, tmp_path):
         assert row.status == "processed" and blobs.exists(row.storage_key)
         local = blobs.local_path(row.storage_key, tmp_path / "copies")
         assert local.read_bytes() == ROWS and local.parent == tmp_path / "copies"
+
+
+def test_a_revocation_by_another_process_applies_within_the_check_interval(db, monkeypatch):
+    from sqlalchemy import update
+
+    from tunewise.jobs.store.models import ApiKey
+
+    with db.session() as session:
+        made = keys.create_key(session, "team-a")
+    with db.session() as session:
+        assert keys.authenticate(session, made.key).team == "team-a"
+        session.execute(update(ApiKey).where(ApiKey.id == made.id).values(revoked_at=1.0))  # as `keys revoke` would
+    assert keys.recently_verified(made.key) is not None  # remembered for a moment...
+    monkeypatch.setattr(keys, "REVOCATION_CHECK_S", 0.0)
+    assert keys.recently_verified(made.key) is None  # ...then the row is read again
+    with db.session() as session:
+        assert keys.authenticate(session, made.key) is None
