@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 from croniter import croniter
@@ -113,11 +114,15 @@ def _past(row: Trigger, value: float) -> bool:
     return value < row.threshold if row.direction == "below" else value > row.threshold
 
 
+SplitTraffic = Callable[[str, str, float], str]  # (registered name, new version, percent) -> what was done
+
+
 class TriggerRunner:
     def __init__(self, db: Database, factory: JobFactory, controller: Any):
         self.db = db
         self.factory = factory
         self.controller = controller
+        self.split_traffic: SplitTraffic | None = None  # set when serving is mounted
 
     def _fire(self, session: Session, row: Trigger, why: str) -> Job:
         request = NativeJobRequest.model_validate(row.template)
@@ -166,12 +171,13 @@ class TriggerRunner:
             for job in jobs:
                 trigger = session.scalar(select(Trigger).where(Trigger.id == job.trigger_id))
                 plan = (trigger.rollout if trigger else None) or {}
-                job.rollout = roll_out(self.factory.settings, job, plan)
+                job.rollout = roll_out(self.factory.settings, job, plan, self.split_traffic)
                 add_event(session, job.id, f"Rollout: {job.rollout['message']}",
                           level="info" if job.rollout["status"] != "failed" else "warn")
 
 
-def roll_out(settings: Any, job: Job, plan: dict[str, Any]) -> dict[str, Any]:
+def roll_out(settings: Any, job: Job, plan: dict[str, Any], split_traffic: SplitTraffic | None = None
+             ) -> dict[str, Any]:
     """Carry out a trigger's rollout for a succeeded job; the outcome in words and fields."""
     if not plan.get("register_as"):
         return {"status": "none", "message": "nothing to roll out"}
@@ -179,9 +185,18 @@ def roll_out(settings: Any, job: Job, plan: dict[str, Any]) -> dict[str, Any]:
 
     try:
         with in_workspace(settings.home):
-            return _register_and_promote(settings, job, plan)
+            out = _register_and_promote(settings, job, plan)
     except Exception as err:  # the job succeeded either way; the rollout's failure is recorded on it
         return {"status": "failed", "message": f"rollout failed: {err}"}
+    if plan.get("traffic_percent"):
+        out["traffic_percent"] = plan["traffic_percent"]
+        try:
+            done = (split_traffic(out["model"], out["version"], plan["traffic_percent"]) if split_traffic
+                    else "no traffic split: serving is not mounted in this server")
+        except Exception as err:
+            done = f"traffic split failed: {err}"
+        out["message"] += f"; {done}"
+    return out
 
 
 def _register_and_promote(settings: Any, job: Job, plan: dict[str, Any]) -> dict[str, Any]:
@@ -196,8 +211,4 @@ def _register_and_promote(settings: Any, job: Job, plan: dict[str, Any]) -> dict
         promote(name, info.version, plan["alias"])
         out["alias"] = plan["alias"]
         out["message"] += f", {plan['alias']} alias moved to it"
-    if plan.get("traffic_percent"):
-        out["traffic_percent"] = plan["traffic_percent"]
-        out["message"] += (f"; {plan['traffic_percent']:g}% of traffic waits for serving's A/B route "
-                           "(set it with tunewise serve --route)")
     return out

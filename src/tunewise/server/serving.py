@@ -48,6 +48,7 @@ class LazyEngine:
         with self._lock:
             if self._engine is None:
                 self._engine = build_engine(self._ctx)
+                restore_routes(self._ctx, self._engine)
             return self._engine
 
     def __getattr__(self, name: str) -> Any:
@@ -64,6 +65,7 @@ def build_engine(ctx: ServerContext) -> Any:
 
     section = dict(ctx.config.serving)
     section.setdefault("models", [f"{name}={target}" for name, target in ctx.settings.models.items()])
+    section["runs"] = False  # run directories are jobs of every team: they are reached through ft: ids
     with in_workspace(ctx.settings.home):  # the engine finds the registry and runs of this workspace
         engine = Engine(ServeConfig.model_validate(section))
     engine.add_resolver(FineTunedModels(ctx).resolve)
@@ -120,13 +122,63 @@ def serving_access(request: Request, who: Any = Depends(principal)) -> None:
         raise APIError(403, "/metrics names every team's models: it needs the admin key", code="permission_denied")
 
 
-def team_check(request: Request, model: Any) -> None:
-    """Another team's model is hidden (404); models nobody owns (bases, shared registry names) are not."""
-    who = getattr(request.state, "principal", None)
-    owner = getattr(model, "owner", None)
-    if owner is not None and who is not None and not who.is_admin and owner != who.team:
-        raise not_found(f"The model `{model.id}` does not exist or you do not have access to it.", param="model",
-                        code="model_not_found")
+def traffic_split(ctx: ServerContext, engine: Any):
+    """For trigger rollouts: route a registered name's traffic between its production version and a new
+    one (`percent` to the new), through serving's A/B router."""
+
+    def split(name: str, version: str, percent: float) -> str:
+        from tunewise.registry import get_version
+        from tunewise.serve.ab import Route, Variant
+
+        with in_workspace(ctx.settings.home):
+            current = get_version(name, "production").version
+        if str(current) == str(version):
+            return f"{name}:{version} is already production"
+        engine.set_route(Route(name, (Variant(f"{name}:{current}", 100.0 - percent),
+                                      Variant(f"{name}:{version}", percent))))
+        return f"route {name}: {name}:{current} {100 - percent:g}%, {name}:{version} {percent:g}%"
+
+    return split
+
+
+def restore_routes(ctx: ServerContext, engine: Any) -> None:
+    """Routes set by rollouts live in the engine: set them again when a server starts serving."""
+    with ctx.session() as session:
+        rows = list(session.scalars(select(Job).where(Job.rollout.is_not(None)).order_by(Job.seq)))
+        latest = {r.rollout["model"]: r.rollout for r in rows if (r.rollout or {}).get("traffic_percent")}
+    split = traffic_split(ctx, engine)
+    for name, rollout in latest.items():
+        try:
+            split(name, rollout["version"], rollout["traffic_percent"])
+        except Exception as err:  # a registry that moved on: serve without the old split
+            log.warning("could not restore the traffic split of %s: %s", name, err)
+
+
+class TeamCheck:
+    """Another team's model is hidden (404): a fine-tuned model by its job's team, a registered one by
+    the team that registered it through the server. Base models, and names registered outside the
+    server (by the operator, with `tunewise register`), are everyone's."""
+
+    def __init__(self, ctx: ServerContext):
+        self.ctx = ctx
+
+    def owner(self, model: Any) -> str | None:
+        if getattr(model, "owner", None) is not None:
+            return model.owner
+        name = getattr(model, "registered_name", None)
+        if name is None:
+            return None
+        from tunewise.jobs.store.models import RegisteredModel
+
+        with self.ctx.session() as session:
+            return session.scalar(select(RegisteredModel.team).where(RegisteredModel.name == name))
+
+    def __call__(self, request: Request, model: Any) -> None:
+        who = getattr(request.state, "principal", None)
+        owner = self.owner(model)
+        if owner is not None and who is not None and not who.is_admin and owner != who.team:
+            raise not_found(f"The model `{model.id}` does not exist or you do not have access to it.",
+                            param="model", code="model_not_found")
 
 
 def mount_serving(app: FastAPI, ctx: ServerContext) -> bool:
@@ -137,8 +189,20 @@ def mount_serving(app: FastAPI, ctx: ServerContext) -> bool:
         return False
     from tunewise.server.inference import build_inference_router
 
+    from tunewise.openai_api.errors import ErrorResponse
+    from tunewise.server.fine_tuned_models import model_routes
+    from tunewise.server.openapi import ERROR_RESPONSES
+
     engine = LazyEngine(ctx)
     ctx.extras["serving"] = engine
-    app.include_router(build_inference_router(engine, authorize=team_check), dependencies=[Depends(serving_access)],
-                       tags=["inference"])
+    triggers = ctx.extras.get("triggers")
+    if triggers is not None:
+        triggers.split_traffic = traffic_split(ctx, engine)
+    check = TeamCheck(ctx)
+    # Ours first: /v1/models lists the team's fine-tuned models beside what the engine serves.
+    responses = {**ERROR_RESPONSES, 503: {"model": ErrorResponse, "description": "The model cannot be loaded."}}
+    app.include_router(model_routes(ctx, engine, check), dependencies=[Depends(serving_access)], tags=["inference"],
+                       responses=responses)
+    app.include_router(build_inference_router(engine, authorize=check), dependencies=[Depends(serving_access)],
+                       tags=["inference"], responses=responses)
     return True

@@ -118,6 +118,7 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert checkpoints[0].metrics.train_loss > 0
 
     check_checkpoint_artifacts(live, job.id, [c.step_number for c in checkpoints])
+    chat_with(live, done.fine_tuned_model, checkpoints[-1].fine_tuned_model_checkpoint)
 
     results = api.files.content(done.result_files[0]).read().decode()
     table = list(csv.DictReader(io.StringIO(results)))
@@ -128,6 +129,22 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert list(api.fine_tuning.jobs.list(metadata={"ticket": "nope"})) == []
     page = api.fine_tuning.jobs.list(limit=1)
     assert len(page.data) == 1 and page.has_more
+
+
+def chat_with(live, model: str, checkpoint: str) -> None:
+    """The fine-tuned model and a checkpoint answer chat at once, for their team only."""
+    from tunewise.server.serving import serving_available
+
+    if not serving_available():
+        pytest.skip("serving (tunewise.serve) is not installed in this build: chat with ft: models is not mounted")
+    messages = [{"role": "user", "content": "Item 1: join alpha and beta with number 7."}]
+    for name in (model, checkpoint):
+        answer = client(live).chat.completions.create(model=name, messages=messages, max_tokens=4, temperature=0)
+        assert answer.model == name and answer.choices[0].message.content is not None
+    with pytest.raises(openai.NotFoundError):
+        client(live, "team-b").chat.completions.create(model=model, messages=messages, max_tokens=2)
+    listed = [m.id for m in client(live).models.list()]
+    assert model in listed and model not in [m.id for m in client(live, "team-b").models.list()]
 
 
 def check_checkpoint_artifacts(live, job_id: str, steps: list[int]) -> None:

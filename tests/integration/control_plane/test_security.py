@@ -17,7 +17,8 @@ from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
 
 PUBLIC = {("GET", "/health")}
-ADMIN_ONLY = {("POST", "/api/keys"), ("GET", "/api/keys"), ("DELETE", "/api/keys/{key_id}")}
+ADMIN_ONLY = {("POST", "/api/keys"), ("GET", "/api/keys"), ("DELETE", "/api/keys/{key_id}"),
+              ("GET", "/metrics")}  # serving's Prometheus labels name every team's models
 OWN_CREATIONS = {("POST", "/v1/files"), ("POST", "/v1/uploads")}  # make the caller's own objects only
 
 
@@ -57,7 +58,8 @@ def team_a(server, tmp_path_factory):
     wait_for(lambda: call(server, "a", "GET", f"/api/jobs/{job['id']}").json()["status"] == "queued", 120,
              what="team a's job to queue")
     return {"file_id": file_id, "upload_id": upload["id"], "part_id": part["id"], "fine_tuning_job_id": job["id"],
-            "job_id": job["id"], "trigger_id": trigger["id"], "name": "team-a-model", "key_id": "key_x"}
+            "job_id": job["id"], "trigger_id": trigger["id"], "name": "team-a-model", "key_id": "key_x",
+            "model_id": f"ft:tiny:team-a::{job['id'][-8:]}"}
 
 
 def _bodies(objects):
@@ -74,6 +76,11 @@ def _bodies(objects):
         ("PATCH", "/api/jobs/{job_id}"): {"json": {"priority": "high"}},
         ("POST", "/api/metrics/{name}"): {"json": {"value": 0.1}},
         ("POST", "/api/keys"): {"json": {"team": "team-b"}},
+        # Serving's routes, where it is mounted: team a's model names are unknown to team b.
+        ("POST", "/v1/chat/completions"): {"json": {"model": objects["model_id"], "max_tokens": 2,
+                                                    "messages": [{"role": "user", "content": "hi"}]}},
+        ("POST", "/v1/completions"): {"json": {"model": objects["model_id"], "prompt": "hi", "max_tokens": 2}},
+        ("POST", "/v1/feedback"): {"json": {"response_id": "chatcmpl-unknown", "score": 1}},
     }
 
 
