@@ -96,6 +96,7 @@ def create_app(config: ServerConfig | None = None, *, policy: SchedulingPolicy |
             yield
         finally:
             ctx.controller.stop()
+            ctx.extras["webhooks"].close()
             engine = ctx.extras.get("serving")
             if engine is not None:
                 engine.close()
