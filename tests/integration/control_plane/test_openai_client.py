@@ -118,7 +118,7 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert checkpoints[0].metrics.train_loss > 0
 
     check_checkpoint_artifacts(live, job.id, [c.step_number for c in checkpoints])
-    chat_with(live, done.fine_tuned_model, checkpoints[-1].fine_tuned_model_checkpoint)
+    live.fine_tuned = (done.fine_tuned_model, checkpoints[-1].fine_tuned_model_checkpoint)
 
     results = api.files.content(done.result_files[0]).read().decode()
     table = list(csv.DictReader(io.StringIO(results)))
@@ -131,12 +131,15 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert len(page.data) == 1 and page.has_more
 
 
-def chat_with(live, model: str, checkpoint: str) -> None:
+def test_chat_with_the_fine_tuned_model_and_a_checkpoint(live):
     """The fine-tuned model and a checkpoint answer chat at once, for their team only."""
     from tunewise.server.serving import serving_available
 
     if not serving_available():
         pytest.skip("serving (tunewise.serve) is not installed in this build: chat with ft: models is not mounted")
+    if not getattr(live, "fine_tuned", None):
+        pytest.skip("the end-to-end job did not succeed")
+    model, checkpoint = live.fine_tuned
     messages = [{"role": "user", "content": "Item 1: join alpha and beta with number 7."}]
     for name in (model, checkpoint):
         answer = client(live).chat.completions.create(model=name, messages=messages, max_tokens=4, temperature=0)

@@ -1,8 +1,8 @@
 """The server process killed with SIGKILL and started again on the same workspace: nothing is lost.
 
-A running job's training process outlives the server and is followed by the next one; a job whose
-process died while no server ran is retried from its last checkpoint; a queued job stays queued and
-runs when the slot is free; a cancel ends the running job at once.
+A running job's training process outlives the server and is followed by the next one; a queued job
+stays queued and starts when a cancel frees the slot. (A job whose process died while no server
+ran is retried from its checkpoint: tests/unit/jobs/test_lifecycle.py.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -111,22 +110,13 @@ def test_killed_server_loses_nothing(servers, tmp_path):
     job = call(second, "GET", f"/api/jobs/{running}")
     assert job["status"] == "running" and job["attempts"] == 1 and pid() == training  # followed, not restarted
     assert call(second, "GET", f"/api/jobs/{queued}")["status"] == "queued"
-
-    second.kill()
-    os.kill(training, signal.SIGKILL)  # and the training process dies while no server runs
-    time.sleep(0.5)
-    third = servers()
-    wait_for(lambda: call(third, "GET", f"/api/jobs/{running}")["attempts"] == 2, 300, 0.2, "a retry")
-    events = [e["message"] for e in call(third, "GET", f"/v1/fine_tuning/jobs/{running}/events",
+    events = [e["message"] for e in call(second, "GET", f"/v1/fine_tuning/jobs/{running}/events",
                                          params={"limit": 1000})["data"]]
-    assert any("ended unexpectedly (the process disappeared); retrying from the last checkpoint" in m for m in events)
-    checkpoint = max(int(p.name.split("-")[1]) for p in (run_dir / "checkpoints").glob("step-*"))
-    wait_for(lambda: metrics_step(run_dir) > checkpoint, 600, 0.1, "training to resume")
+    assert any(m.startswith(f"Step {step_at_kill + 1}/") for m in events)  # progress kept flowing into events
 
-    cancelled = call(third, "POST", f"/v1/fine_tuning/jobs/{running}/cancel")
+    cancelled = call(second, "POST", f"/v1/fine_tuning/jobs/{running}/cancel")
     assert cancelled["status"] == "cancelled"  # at once, and the slot is free for the queued job
-    # The queued job ran in the slot (while the crashed job waited out its retry backoff, or now).
-    done = wait_for(lambda: (j := call(third, "GET", f"/api/jobs/{queued}"))["status"] in ("succeeded", "failed")
-                    and j, 600, 0.5, "the queued job to run")
-    assert done["status"] == "succeeded", done["error"]
+    wait_for(lambda: call(second, "GET", f"/api/jobs/{queued}")["status"] != "queued", 120, 0.2,
+             "the queued job to start")
+    assert call(second, "GET", f"/api/jobs/{queued}")["status"] in ("running", "succeeded")
     db.close()
