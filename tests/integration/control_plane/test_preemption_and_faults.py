@@ -20,7 +20,7 @@ from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
 from tests.integration.control_plane.test_openai_client import metrics_step
 
-STEPS = 16
+STEPS = 12
 
 
 class StreamReader:
