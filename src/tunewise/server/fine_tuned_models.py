@@ -44,12 +44,13 @@ def model_routes(ctx: ServerContext, engine: Any, check: Any) -> APIRouter:
             visible.append(entry)
         return visible
 
-    @router.get("/v1/models", summary="Models this key may use: served ones and the team's fine-tuned ones")
+    # Same paths and shapes as serving's model routes, which they shadow (so the schema lists those once).
+    @router.get("/v1/models", include_in_schema=False)
     async def list_models(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
         entries = await asyncio.to_thread(served, request)
         return {"object": "list", "data": entries + await asyncio.to_thread(fine_tuned, who)}
 
-    @router.get("/v1/models/{model_id:path}", summary="One model this key may use")
+    @router.get("/v1/models/{model_id:path}", include_in_schema=False)
     async def get_model(model_id: str, request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
         if model_id.startswith("ft:"):
             found = await asyncio.to_thread(fine_tuned, who, model_id)
