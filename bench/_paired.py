@@ -93,8 +93,8 @@ class PairedBench:
                 side = sides[name]
                 side.before_step()
                 started = time.perf_counter()
-                _, _, tokens = _optimizer_step(side.model, side.optimizer, side.scheduler, self.plan,
-                                               [self.batches[pair % len(self.batches)]], self.loop_config)
+                tokens = _optimizer_step(side.model, side.optimizer, side.scheduler, self.plan,
+                                         [self.batches[pair % len(self.batches)]], self.loop_config).tokens
                 rate = tokens / (time.perf_counter() - started)
                 print(f"pair {pair + 1} {name}: {rate:.1f} tokens/s", file=sys.stderr, flush=True)
                 if pair >= WARM_UP_PAIRS:

@@ -23,6 +23,12 @@ from tunewise.jobs.submit import fine_tuned_model_id
 RESULT_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 
 
+# metrics.jsonl's names -> OpenAI's, for metrics events.
+_EVENT_NAMES = {"train_loss": "train_loss", "train_accuracy": "train_mean_token_accuracy",
+                "val_loss": "valid_loss", "val_accuracy": "valid_mean_token_accuracy",
+                "lr": "lr", "tokens_per_s": "tokens_per_s", "grad_norm": "grad_norm"}
+
+
 def step_message(row: dict[str, Any], total: int | None) -> str:
     text = f"Step {row['step']}/{total or '?'}: training loss={row.get('train_loss', float('nan')):.4f}"
     if row.get("val_loss") is not None:
@@ -33,12 +39,22 @@ def step_message(row: dict[str, Any], total: int | None) -> str:
 def metrics_data(row: dict[str, Any], total: int | None) -> dict[str, Any]:
     """A metrics event's data, in OpenAI's names."""
     data = {"step": row["step"], "total_steps": total, "train_loss": row.get("train_loss")}
-    if row.get("val_loss") is not None:
-        data["valid_loss"] = row["val_loss"]
-    for key in ("lr", "tokens_per_s", "grad_norm"):
-        if row.get(key) is not None:
-            data[key] = row[key]
+    for ours, theirs in _EVENT_NAMES.items():
+        if row.get(ours) is not None:
+            data[theirs] = row[ours]
     return data
+
+
+def checkpoint_metrics(step: int, row: dict[str, Any], saved: dict[str, float]) -> dict[str, float]:
+    """A checkpoint's metrics in OpenAI's names. Validation runs over the whole validation split, so
+    the `full_valid_*` values are the `valid_*` ones."""
+    val_loss = saved.get("val_loss", row.get("val_loss"))
+    val_accuracy = saved.get("val_accuracy", row.get("val_accuracy"))
+    values = {"step": float(step), "train_loss": row.get("train_loss"),
+              "train_mean_token_accuracy": row.get("train_accuracy"),
+              "valid_loss": val_loss, "valid_mean_token_accuracy": val_accuracy,
+              "full_valid_loss": val_loss, "full_valid_mean_token_accuracy": val_accuracy}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def sync_progress(session: Session, settings: JobSettings, job: Job) -> None:
@@ -101,12 +117,9 @@ def sync_checkpoints(session: Session, settings: JobSettings, job: Job, run_dir=
         if step in known:
             known[step].pruned = False
             continue
-        row = metrics.get(step, {})
-        values = {"step": float(step), "train_loss": row.get("train_loss"),
-                  "valid_loss": info.metrics.get("val_loss", row.get("val_loss"))}
         session.add(JobCheckpoint(id=ids.new_id(ids.CHECKPOINT), job_id=job.id, step=step,
                                   model_id=f"{fine_tuned_model_id(job)}:ckpt-step-{step}",
-                                  metrics={k: v for k, v in values.items() if v is not None},
+                                  metrics=checkpoint_metrics(step, metrics.get(step, {}), info.metrics),
                                   created_at=info.created_at))
         add_event(session, job.id, f"Checkpoint created at step {step}", data={"step": step})
     for step, row in known.items():
@@ -121,12 +134,13 @@ def _metrics_by_step(run_dir, steps: set[int]) -> dict[int, dict[str, Any]]:
 
 
 def results_csv(run_dir) -> str:
-    """OpenAI's results file: one row per step (accuracy columns empty: the loop does not measure them)."""
+    """OpenAI's results file: one row per step; the validation columns are filled at the steps that validated."""
     rows, _ = read_metrics(run_dir, 0)
     lines = [",".join(RESULT_COLUMNS)]
     for row in rows:
         if "train_loss" not in row:
             continue
-        values = [row.get("step"), row.get("train_loss"), None, row.get("val_loss"), None]
+        values = [row.get("step"), row.get("train_loss"), row.get("train_accuracy"), row.get("val_loss"),
+                  row.get("val_accuracy")]
         lines.append(",".join("" if v is None else str(v) for v in values))
     return "\n".join(lines) + "\n"

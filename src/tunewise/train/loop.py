@@ -58,45 +58,62 @@ def _micro_batches(plan: BatchPlan, state: LoopState) -> Iterator[list[int]]:
         state.batch_in_epoch = 0
 
 
-def validation_loss(model: Any, plan: BatchPlan | None, cfg: LoopConfig) -> float | None:
+@dataclass(frozen=True)
+class Validation:
+    loss: float  # mean token cross-entropy over the whole validation split
+    accuracy: float  # share of its labelled tokens predicted right (next-token argmax)
+
+
+def validate(model: Any, plan: BatchPlan | None, cfg: LoopConfig) -> Validation | None:
+    """Loss and token accuracy over the whole validation split; None without one."""
     if plan is None or not plan.items:
         return None
     model.eval()
-    total, count = 0.0, 0
+    total, count, correct = 0.0, 0, 0
     with torch.no_grad():
         for indices in plan.epoch(0):
             batch, _ = plan.tensors(indices, cfg.device)
-            loss_sum, n = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
-            total, count = total + float(loss_sum), count + n
+            part = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
+            total, count, correct = total + float(part.loss_sum), count + part.count, correct + part.correct
     model.train()
-    return total / count if count else None
+    return Validation(total / count, correct / count) if count else None
 
 
-def _optimizer_step(model, optimizer, scheduler, plan, batches, cfg) -> tuple[float, float, int]:
-    """One optimizer step over `batches`; returns (mean token loss, grad norm, real tokens)."""
+@dataclass(frozen=True)
+class StepResult:
+    loss: float  # mean token loss
+    accuracy: float  # share of labelled tokens predicted right
+    grad_norm: float
+    tokens: int  # real (non-padding) tokens
+
+
+def _optimizer_step(model, optimizer, scheduler, plan, batches, cfg) -> StepResult:
+    """One optimizer step over `batches`."""
     tensors = [plan.tensors(indices, cfg.device) for indices in batches]
     labelled = sum(int((b["labels"][:, 1:] != -100).sum()) for b, _ in tensors)
-    total_loss = 0.0
+    total_loss, correct = 0.0, 0
     for batch, _ in tensors:
-        loss_sum, _ = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
+        part = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
         if labelled:
-            (loss_sum / labelled).backward()
-        total_loss += float(loss_sum.detach())
+            (part.loss_sum / labelled).backward()
+        total_loss += float(part.loss_sum.detach())
+        correct += part.correct
     params = [p for p in model.parameters() if p.requires_grad]
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return total_loss / max(labelled, 1), grad_norm, sum(real for _, real in tensors)
+    return StepResult(total_loss / max(labelled, 1), correct / max(labelled, 1), grad_norm,
+                      sum(real for _, real in tensors))
 
 
 def save_checkpoint(manager: CheckpointManager, model, optimizer, scheduler, state: LoopState, cfg: LoopConfig,
-                    val_loss: float | None) -> None:
+                    val: Validation | None) -> None:
     cfg.staging_dir.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=f"step-{state.step}-", dir=cfg.staging_dir))
     try:
         write_checkpoint(folder, model, optimizer, scheduler, state)
-        manager.save(state.step, folder, {"val_loss": val_loss} if val_loss is not None else {})
+        manager.save(state.step, folder, {"val_loss": val.loss, "val_accuracy": val.accuracy} if val else {})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -127,19 +144,21 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
         while state.step < cfg.total_steps:
             t0 = time.monotonic()
             batches = [next(stream) for _ in range(cfg.gradient_accumulation)]
-            loss, grad_norm, tokens = _optimizer_step(model, optimizer, scheduler, plan, batches, cfg)
+            result = _optimizer_step(model, optimizer, scheduler, plan, batches, cfg)
+            loss = result.loss
             state.step += 1
-            state.tokens_seen += tokens
+            state.tokens_seen += result.tokens
             state.elapsed_s = time.monotonic() - started
             step_seconds = time.monotonic() - t0
-            tokens_per_s = tokens / max(step_seconds, 1e-9)
+            tokens_per_s = result.tokens / max(step_seconds, 1e-9)
             if cfg.auto_compile and state.step - first_step == AUTO_DECIDE_AT_STEP:
                 progress.note(compile_if_worth_it(model, (plan, val_plan), cfg.total_steps - state.step, step_seconds))
             record = {
                 "step": state.step,
                 "train_loss": round(loss, 5),
+                "train_accuracy": round(result.accuracy, 5),
                 "lr": scheduler.get_last_lr()[0],
-                "grad_norm": round(grad_norm, 5),
+                "grad_norm": round(result.grad_norm, 5),
                 "tokens_per_s": round(tokens_per_s, 1),
                 "peak_memory_mb": round(peak_memory_mb(cfg.device), 1),
                 **system_metrics(cfg.device),
@@ -147,12 +166,12 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
             last = state.step == cfg.total_steps
             saving = last or save_policy.should_save(state.step)
             evaluating = saving or (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0)
-            val = validation_loss(model, val_plan, cfg) if evaluating else None
+            val = validate(model, val_plan, cfg) if evaluating else None
             if val is not None:
-                record["val_loss"] = round(val, 5)
-                state.best_val_loss = val if state.best_val_loss is None else min(state.best_val_loss, val)
+                record["val_loss"], record["val_accuracy"] = round(val.loss, 5), round(val.accuracy, 5)
+                state.best_val_loss = val.loss if state.best_val_loss is None else min(state.best_val_loss, val.loss)
             metrics.append(record)
-            progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val)
+            progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val.loss if val else None)
             stopping = stop_requested() and not last
             if saving or stopping:
                 save_checkpoint(manager, model, optimizer, scheduler, state, cfg, val)

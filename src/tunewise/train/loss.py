@@ -5,12 +5,16 @@ positions carry none, and the head (vocabulary x hidden) is a large share of a s
 FLOPs, so this saves real time. Sums (not means) let gradient accumulation weight every token
 equally, whatever the number of labelled tokens in each micro-batch.
 
+Next-token accuracy (argmax == label on the same labelled tokens) comes with the loss: it is read
+from the row maxima the loss computes anyway, so it costs a comparison per token, not a second
+pass over the logits.
+
 Packed batches use attention per example (`packed_attention.py`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -25,8 +29,16 @@ def _causal_lm(model: Any) -> Any:
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
-def labelled_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, head_only_on_labels: bool) -> tuple[torch.Tensor, int]:
-    """Return (sum of token losses, number of labelled tokens) for one micro-batch."""
+class LabelledLoss(NamedTuple):
+    """One micro-batch's loss over its labelled tokens."""
+
+    loss_sum: torch.Tensor  # summed cross-entropy (differentiable)
+    count: int  # labelled tokens
+    correct: int  # labelled tokens whose label is the model's top-scoring token
+
+
+def labelled_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, head_only_on_labels: bool) -> LabelledLoss:
+    """Return (sum of token losses, number of labelled tokens, tokens predicted right) for one micro-batch."""
     labels = batch["labels"]
     targets = labels[:, 1:]
     mask = targets != IGNORE
@@ -40,13 +52,19 @@ def labelled_loss_sum(model: Any, batch: dict[str, torch.Tensor], *, head_only_o
         selected, wanted = hidden[:, :-1][mask], targets[mask]
         head = lm.get_output_embeddings()
         if type(head) is torch.nn.Linear:  # not when an adapter wraps the head: its own forward must run
-            return head_cross_entropy_sum(selected, head.weight, head.bias, wanted), count
-        return F.cross_entropy(head(selected).float(), wanted, reduction="sum"), count
+            loss, correct = head_cross_entropy_and_hits(selected, head.weight, head.bias, wanted)
+            return LabelledLoss(loss, count, int(correct))
+        return _plain_loss(head(selected), wanted, count)
     # Prompt and prefix tuning: peft prepends virtual tokens inside forward(); keep the real positions.
     inputs.pop("position_ids", None)
     logits = model(**inputs, use_cache=False).logits[:, -labels.shape[1] :]
-    flat = logits[:, :-1][mask]
-    return F.cross_entropy(flat.float(), targets[mask], reduction="sum"), count
+    return _plain_loss(logits[:, :-1][mask], targets[mask], count)
+
+
+def _plain_loss(logits: torch.Tensor, targets: torch.Tensor, count: int) -> LabelledLoss:
+    logits = logits.float()
+    correct = int((logits.detach().argmax(dim=-1) == targets).sum())
+    return LabelledLoss(F.cross_entropy(logits, targets, reduction="sum"), count, correct)
 
 
 # --- the output head and the loss, chunk by chunk --------------------------------------------------
@@ -70,9 +88,19 @@ def head_cross_entropy_sum(hidden: torch.Tensor, weight: torch.Tensor, bias: tor
     the largest tensors of a small model's step (2 x 2,000 x 49k x 4 bytes = 790 MB); chunked, they
     never exist in full.
     """
+    return head_cross_entropy_and_hits(hidden, weight, bias, targets, chunk_rows)[0]
+
+
+def head_cross_entropy_and_hits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                                targets: torch.Tensor, chunk_rows: int = HEAD_CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(head_cross_entropy_sum, number of positions whose target has the highest logit), in one pass.
+
+    A target counts as a hit when its logit equals the row maximum: argmax's answer, except on an
+    exact tie, where argmax would pick the lowest id and this counts the target as right.
+    """
     tensors = (hidden, weight, bias)
     if not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors):
-        return _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, (False, False, False))[0]
+        return _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, (False, False, False))[:2]
     return _ChunkedHeadCrossEntropy.apply(hidden, weight, bias, targets, chunk_rows)
 
 
@@ -81,24 +109,26 @@ class _ChunkedHeadCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk_rows):
-        total, *grads = _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, ctx.needs_input_grad[:3])
+        total, hits, *grads = _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, ctx.needs_input_grad[:3])
         ctx.save_for_backward(*grads)
         ctx.dtypes = (hidden.dtype, weight.dtype, None if bias is None else bias.dtype)
-        return total
+        ctx.mark_non_differentiable(hits)
+        return total, hits
 
     @staticmethod
-    def backward(ctx, grad_output):
+    def backward(ctx, grad_output, _grad_hits):
         scale = grad_output.float()
         grads = [None if g is None else (g * scale).to(dtype) for g, dtype in zip(ctx.saved_tensors, ctx.dtypes)]
         return (*grads, None, None)
 
 
 def _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, wanted) -> tuple:
-    """(loss sum, d/d hidden, d/d weight, d/d bias); a gradient is None where not `wanted`. Grads in fp32."""
+    """(loss sum, hits, d/d hidden, d/d weight, d/d bias); a gradient is None where not `wanted`. Grads in fp32."""
     grad_hidden = torch.empty_like(hidden, dtype=torch.float32) if wanted[0] else None
     grad_weight = torch.zeros_like(weight, dtype=torch.float32) if wanted[1] else None
     grad_bias = torch.zeros_like(bias, dtype=torch.float32) if bias is not None and wanted[2] else None
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    hits = torch.zeros((), dtype=torch.int64, device=hidden.device)
     buffer = _logits_buffer(min(chunk_rows, hidden.shape[0]), hidden, weight)
     for start in range(0, hidden.shape[0], chunk_rows):
         h, t = hidden[start : start + chunk_rows], targets[start : start + chunk_rows]
@@ -107,6 +137,7 @@ def _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, wanted) -
         # also allocates a temporary as large as the logits.
         target_logit = logits.gather(1, t[:, None]).squeeze(1)
         row_max = logits.amax(dim=1)
+        hits += (target_logit >= row_max).sum()
         exp = logits.sub_(row_max[:, None]).exp_()
         row_sum = exp.sum(dim=1)
         total += (row_max + row_sum.log() - target_logit).sum()
@@ -122,7 +153,7 @@ def _chunked_loss_and_grads(hidden, weight, bias, targets, chunk_rows, wanted) -
             grad_weight.addmm_(exp.t(), h.float() * inverse)
         if grad_bias is not None:
             grad_bias += (inverse.t() @ exp).squeeze(0)
-    return total, grad_hidden, grad_weight, grad_bias
+    return total, hits, grad_hidden, grad_weight, grad_bias
 
 
 def _logits_buffer(rows: int, hidden: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:

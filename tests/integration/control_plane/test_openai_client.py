@@ -25,8 +25,8 @@ def client(live, team="team-a", strict=True) -> openai.OpenAI:
                          _strict_response_validation=strict)
 
 
-def upload(live, tmp_path, name="train.jsonl", rows=24, team="team-a"):
-    path = write_chat_dataset(tmp_path / name, rows=rows)
+def upload(live, tmp_path, name="train.jsonl", rows=24, team="team-a", seed=0):
+    path = write_chat_dataset(tmp_path / name, rows=rows, seed=seed)
     with path.open("rb") as fh:
         return client(live, team).files.create(file=fh, purpose="fine-tune")
 
@@ -67,9 +67,10 @@ def test_bad_rows_are_kept_with_their_lines_and_fail_the_job(live, tmp_path):
 def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     """Create, wait in the queue, run, pause (checkpoint and stop), resume at the same step, succeed."""
     api, loose = client(live), client(live, strict=False)
-    file = upload(live, tmp_path)
+    file, held_out = upload(live, tmp_path), upload(live, tmp_path, "valid.jsonl", rows=8, seed=1)
     job = api.fine_tuning.jobs.create(
-        model="tiny", training_file=file.id, suffix="support", seed=7, metadata={"ticket": "T-1"},
+        model="tiny", training_file=file.id, validation_file=held_out.id, suffix="support", seed=7,
+        metadata={"ticket": "T-1"},
         method={"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4, "n_epochs": 1}}},
         extra_body={"tunewise": {"train": {"max_steps": STEPS}}})
     assert job.status == "validating_files" and job.hyperparameters.batch_size == 4
@@ -109,13 +110,18 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert positions == sorted(positions)
     metrics = [e.data for e in events if e.type == "metrics"]
     assert [m["step"] for m in metrics] == list(range(1, STEPS + 1)) and all(m["train_loss"] > 0 for m in metrics)
+    assert all(0 <= m["train_mean_token_accuracy"] <= 1 for m in metrics)
+    assert 0 <= metrics[-1]["valid_mean_token_accuracy"] <= 1
     log = (live.home / "jobs" / job.id / "train.log").read_text()
     assert f"resuming from checkpoint at step {stopped_at} of {STEPS}" in log
 
     checkpoints = list(api.fine_tuning.jobs.checkpoints.list(job.id))
     assert checkpoints[0].step_number == STEPS and len(checkpoints) <= 3
     assert checkpoints[0].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-{STEPS}"
-    assert checkpoints[0].metrics.train_loss > 0
+    final = checkpoints[0].metrics
+    assert final.train_loss > 0 and final.valid_loss > 0 and final.full_valid_loss == final.valid_loss
+    assert 0 <= final.train_mean_token_accuracy <= 1
+    assert 0 <= final.full_valid_mean_token_accuracy == final.valid_mean_token_accuracy <= 1
 
     check_checkpoint_artifacts(live, job.id, [c.step_number for c in checkpoints])
     live.fine_tuned = (done.fine_tuned_model, checkpoints[-1].fine_tuned_model_checkpoint)
@@ -124,6 +130,9 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     table = list(csv.DictReader(io.StringIO(results)))
     assert list(table[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
     assert [int(r["step"]) for r in table] == list(range(1, STEPS + 1))
+    assert all(0 <= float(r["train_accuracy"]) <= 1 for r in table)
+    validated = [r for r in table if r["valid_loss"]]  # the steps that validated: every checkpoint
+    assert validated[-1]["step"] == str(STEPS) and all(0 <= float(r["valid_mean_token_accuracy"]) <= 1 for r in validated)
 
     assert [j.id for j in api.fine_tuning.jobs.list(metadata={"ticket": "T-1"})] == [job.id]
     assert list(api.fine_tuning.jobs.list(metadata={"ticket": "nope"})) == []

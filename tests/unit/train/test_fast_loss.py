@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tunewise.data import collate, pack_examples
-from tunewise.train.loss import head_cross_entropy_sum, labelled_loss_sum
+from tunewise.train.loss import head_cross_entropy_and_hits, head_cross_entropy_sum, labelled_loss_sum
 from tunewise.train.packed_attention import PACKED_ATTENTION, packed_example_lengths
 
 
@@ -47,7 +47,7 @@ def test_loss_and_gradients_match_the_plain_path(two_models, packed):
     fast, reference = two_models
     examples = _examples(fast.config.vocab_size)
     batch = collate(pack_examples(examples, 48, seed=0) if packed else examples[:4], pad_id=0)
-    loss, _ = labelled_loss_sum(fast, batch, head_only_on_labels=True)
+    loss = labelled_loss_sum(fast, batch, head_only_on_labels=True).loss_sum
     loss.backward()
     expected = _reference_loss(reference, batch)
     expected.backward()
@@ -88,6 +88,30 @@ def test_chunked_head_matches_full_logits(bias, train_weight):
         assert torch.allclose(g, t.grad, atol=1e-5)
     with torch.no_grad():
         assert torch.allclose(head_cross_entropy_sum(hidden, weight, b, targets), want, rtol=1e-5)
+
+
+def test_token_accuracy_on_a_known_batch():
+    # One-hot hidden states through an identity head: position i predicts token hidden_i's index.
+    weight = torch.eye(6, 4) * 5.0
+    hidden = torch.eye(4)[[0, 1, 2, 3, 1, 2, 0]].requires_grad_(True)
+    targets = torch.tensor([0, 1, 5, 3, 2, 2, 4])  # right at positions 0, 1, 3, 5
+    loss, hits = head_cross_entropy_and_hits(hidden, weight, None, targets, chunk_rows=3)
+    assert int(hits) == 4
+    loss.backward()  # the hit count rides along without breaking the gradient
+    assert torch.allclose(loss, F.cross_entropy(hidden @ weight.t(), targets, reduction="sum"))
+
+
+@pytest.mark.parametrize("head_only_on_labels", [True, False])
+def test_labelled_accuracy_matches_argmax_over_full_logits(two_models, head_only_on_labels):
+    fast, reference = two_models
+    batch = collate(_examples(fast.config.vocab_size)[:4], pad_id=0)
+    got = labelled_loss_sum(fast, batch, head_only_on_labels=head_only_on_labels)
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask") if k in batch}
+    logits = reference(**inputs).logits[:, :-1]
+    targets = batch["labels"][:, 1:]
+    mask = targets != -100
+    assert got.count == int(mask.sum())
+    assert got.correct == int((logits[mask].argmax(-1) == targets[mask]).sum())
 
 
 def test_example_lengths_from_position_ids():
