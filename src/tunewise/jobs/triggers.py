@@ -25,7 +25,7 @@ from tunewise.jobs.events import add_event
 from tunewise.jobs.keys import Principal
 from tunewise.jobs.native import NativeJobRequest, native_submission
 from tunewise.jobs.store.db import Database
-from tunewise.jobs.store.models import Job, Trigger
+from tunewise.jobs.store.models import Job, RegisteredModel, Trigger
 from tunewise.jobs.submit import JobFactory
 from tunewise.openai_api.errors import bad_request, not_found
 
@@ -171,9 +171,23 @@ class TriggerRunner:
             for job in jobs:
                 trigger = session.scalar(select(Trigger).where(Trigger.id == job.trigger_id))
                 plan = (trigger.rollout if trigger else None) or {}
-                job.rollout = roll_out(self.factory.settings, job, plan, self.split_traffic)
+                job.rollout = _owned_roll_out(session, self.factory.settings, job, plan, self.split_traffic)
                 add_event(session, job.id, f"Rollout: {job.rollout['message']}",
                           level="info" if job.rollout["status"] != "failed" else "warn")
+
+
+def _owned_roll_out(session: Session, settings: Any, job: Job, plan: dict[str, Any],
+                    split_traffic: SplitTraffic | None) -> dict[str, Any]:
+    """`roll_out` under the registry's team ownership, as `POST /api/registry/models` applies it: a name
+    another team owns is refused, a new name becomes the job's team's (its routes answer that team only)."""
+    name = plan.get("register_as")
+    owner = session.scalar(select(RegisteredModel).where(RegisteredModel.name == name)) if name else None
+    if owner is not None and owner.team != job.team:
+        return {"status": "failed", "message": f"rollout failed: the registered name {name!r} belongs to another team"}
+    out = roll_out(settings, job, plan, split_traffic)
+    if owner is None and out["status"] == "registered":
+        session.add(RegisteredModel(name=name, team=job.team, created_at=time.time()))
+    return out
 
 
 def roll_out(settings: Any, job: Job, plan: dict[str, Any], split_traffic: SplitTraffic | None = None

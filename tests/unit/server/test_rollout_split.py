@@ -42,3 +42,26 @@ def test_traffic_split_routes_production_and_the_new_version(monkeypatch, tmp_pa
     message = traffic_split(ctx, engine)("bot", "4", 10.0)
     assert message == "route bot: bot:3 90%, bot:4 10%"
     assert [(v.model, v.weight) for v in routes[0].variants] == [("bot:3", 90.0), ("bot:4", 10.0)]
+
+
+def test_a_rollout_claims_a_new_name_for_its_team_and_cannot_take_another_teams(monkeypatch, tmp_path):
+    import tunewise.jobs.triggers as triggers
+    from sqlalchemy import select
+
+    from tunewise.jobs.store.db import Database
+    from tunewise.jobs.store.models import RegisteredModel
+
+    monkeypatch.setattr(triggers, "_register_and_promote", lambda settings, job, plan: {
+        "status": "registered", "model": plan["register_as"], "version": "1", "message": "registered"})
+    db = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    settings = SimpleNamespace(home=tmp_path)
+    with db.session() as session:
+        out = triggers._owned_roll_out(session, settings, SimpleNamespace(team="team-a"), {"register_as": "bot"}, None)
+        assert out["status"] == "registered"
+    with db.session() as session:
+        assert session.scalar(select(RegisteredModel.team).where(RegisteredModel.name == "bot")) == "team-a"
+        out = triggers._owned_roll_out(session, settings, SimpleNamespace(team="team-b"), {"register_as": "bot"}, None)
+        assert out == {"status": "failed", "message": "rollout failed: the registered name 'bot' belongs to another team"}
+        assert triggers._owned_roll_out(session, settings, SimpleNamespace(team="team-a"), {"register_as": "bot"},
+                                        None)["status"] == "registered"
+    db.close()
