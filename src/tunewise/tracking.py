@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunewise.errors import TunewiseError
+from tunewise.tracking_wandb import WandbSpec, open_wandb_run, wandb_installed
 
 TRACKING_FILE = "tracking.json"
 DEFAULT_EXPERIMENT = "tunewise"
@@ -48,6 +49,7 @@ class TrackingSpec(BaseModel):
     report_to: list[Literal["wandb", "tensorboard"]] = Field(
         default_factory=list, description="Also send metrics to these, when their packages are installed."
     )
+    wandb: WandbSpec = Field(default_factory=WandbSpec, description="Project, name, entity and tags for wandb.")
 
 
 @dataclass
@@ -160,7 +162,7 @@ def start_run(run_dir: str | Path, spec: Any = None, *, report_to: list[str] | N
     if tspec.enabled:
         _open_mlflow_run(handle, tspec.experiment, _spec_dict(spec))
     for target in report_to if report_to is not None else tspec.report_to:
-        _open_extra(handle, target, _spec_dict(spec), tspec.experiment)
+        _open_extra(handle, target, _spec_dict(spec), tspec)
     return handle
 
 
@@ -301,7 +303,7 @@ def end_run(handle: TrackingHandle, status: str = "completed") -> None:
         handle.extras.pop("wandb").finish(exit_code=0 if mlflow_status == "FINISHED" else 1)
 
 
-def _open_extra(handle: TrackingHandle, target: str, spec: dict[str, Any], experiment: str) -> None:
+def _open_extra(handle: TrackingHandle, target: str, spec: dict[str, Any], tspec: TrackingSpec) -> None:
     import importlib.util
 
     from rich.console import Console
@@ -315,12 +317,9 @@ def _open_extra(handle: TrackingHandle, target: str, spec: dict[str, Any], exper
 
         handle.extras["tensorboard"] = SummaryWriter(log_dir=str(handle.run_dir / "tensorboard"))
     elif target == "wandb":
-        if importlib.util.find_spec("wandb") is None:
-            console.print("[yellow]report_to: wandb is not installed; skipping it[/] (pip install wandb)")
+        if not wandb_installed():
+            console.print("[yellow]report_to: wandb is not installed; skipping it[/] (pip install 'tunewise[wandb]')")
             return
-        import wandb
-
-        handle.extras["wandb"] = wandb.init(project=experiment, name=handle.run_dir.name, config=spec,
-                                            dir=str(handle.run_dir), reinit=True)
+        handle.extras["wandb"] = open_wandb_run(handle.run_dir, tspec.wandb, tspec.experiment, spec)
     else:
         console.print(f"[yellow]report_to: unknown target {target!r}; skipping it[/] (known: wandb, tensorboard)")

@@ -104,12 +104,13 @@ def _click_modules() -> list:
 def _exit_for_unexpected(err: Exception) -> None:
     """Usage errors print click's message (exit 2); anything else is one line, the traceback on request."""
     for exceptions in _click_modules():
-        if isinstance(err, exceptions.ClickException):
+        # typer's vendored click lacks some of click's classes (Exit): a missing one matches nothing.
+        if isinstance(err, getattr(exceptions, "ClickException", ())):
             err.show()
             sys.exit(err.exit_code)
-        if isinstance(err, exceptions.Exit):
+        if isinstance(err, getattr(exceptions, "Exit", ())):
             sys.exit(err.exit_code)
-        if isinstance(err, exceptions.Abort):
+        if isinstance(err, getattr(exceptions, "Abort", ())):
             sys.exit(1)
     if os.environ.get("TUNEWISE_DEBUG"):
         raise err

@@ -33,7 +33,6 @@ from tunewise.jobs.cluster import (
 from tunewise.jobs.events import add_event
 from tunewise.jobs.files import stored_paths
 from tunewise.jobs.executors.base import Executor, Launch, Poll
-from tunewise.jobs.openai_jobs import integration_env
 from tunewise.jobs.policy import SchedulingPolicy
 from tunewise.jobs.progress import sync_progress
 from tunewise.jobs.settings import JobSettings
@@ -210,7 +209,7 @@ class Controller:
         spec_path.write_text(yaml.safe_dump(job.spec, sort_keys=False))
         launch = Launch(job_id=job.id, spec_path=spec_path, run_dir=self.settings.run_dir(job.id),
                         log_path=job_dir / "train.log", placement=placement,
-                        env={"TUNEWISE_HOME": str(self.settings.home), **integration_env(job.integrations)})
+                        env={"TUNEWISE_HOME": str(self.settings.home)})
         try:
             handle = self.executor.start(launch)
         except Exception as err:

@@ -41,7 +41,7 @@ def openai_submission(session: Session, settings: JobSettings, request: JobCreat
     default_lr = get_method(method["name"]).default_learning_rate
     n_examples = int((training.report or {}).get("rows_kept") or 0)
     seed = request.seed if request.seed is not None else random.randint(0, 2**31 - 1)
-    wandb = next((i.wandb for i in request.integrations or [] if i.type == "wandb"), None)
+    wandb = _wandb_options(request.integrations)
     spec = {
         "method": method,
         "data": {"train": request.training_file, **({"validation": request.validation_file}
@@ -50,8 +50,7 @@ def openai_submission(session: Session, settings: JobSettings, request: JobCreat
         "checkpoint": {"every_steps": settings.checkpoint_every_steps, "keep_last": settings.checkpoints_kept,
                        "keep_best": 0},
         "eval": {"enabled": settings.evaluate},
-        "tracking": {"enabled": settings.tracking or wandb is not None,
-                     **({"report_to": ["wandb"], "experiment": wandb.project} if wandb else {})},
+        "tracking": {"enabled": settings.tracking, **({"report_to": ["wandb"], "wandb": wandb} if wandb else {})},
     }
     job_id = ids.new_id(ids.JOB)
     trusted: dict[str, Any] = {}
@@ -74,15 +73,21 @@ def _check_metadata(metadata: dict[str, str] | None) -> None:
             raise bad_request(f"metadata.{key}: value longer than 512 characters", param=f"metadata.{key}")
 
 
-def integration_env(integrations: list[dict[str, Any]] | None) -> dict[str, str]:
-    """Environment for the training process that passes a wandb integration through to tracking."""
-    for item in integrations or []:
-        wandb = item.get("wandb") if item.get("type") == "wandb" else None
-        if wandb:
-            env = {"WANDB_PROJECT": wandb["project"]}
-            if wandb.get("entity"):
-                env["WANDB_ENTITY"] = wandb["entity"]
-            if wandb.get("tags"):
-                env["WANDB_TAGS"] = ",".join(wandb["tags"])
-            return env
-    return {}
+def _wandb_options(integrations: list[Any] | None) -> dict[str, Any] | None:
+    """A wandb integration as the job's `tracking.wandb`: the run logs its metrics to W&B as well.
+
+    Refused at creation (not after the job has queued) when this server cannot import wandb: the
+    training processes run in the server's environment.
+    """
+    from tunewise.tracking_wandb import wandb_installed
+
+    found = None
+    for index, item in enumerate(integrations or []):
+        if item.type != "wandb":
+            continue
+        if not wandb_installed():
+            raise bad_request(f"integrations[{index}].type: wandb is not installed on this server (its operator "
+                              "can add it with pip install 'tunewise[wandb]')", param=f"integrations[{index}].type",
+                              code="integration_not_available")
+        found = item.wandb.model_dump(exclude_none=True)
+    return found

@@ -155,7 +155,8 @@ class _Tracking:
         from tunewise.train.metrics_log import subscribe
 
         self._tracking = tracking
-        self.handle = tracking.start_run(run_dir, spec) if spec.tracking.enabled else None
+        wanted = spec.tracking.enabled or spec.tracking.report_to  # report_to (wandb, tensorboard) works without MLflow
+        self.handle = tracking.start_run(run_dir, spec) if wanted else None
         self._unsubscribe = (
             subscribe(run_dir / "metrics.jsonl", lambda row: tracking.log_metrics(self.handle, row, row["step"]))
             if self.handle is not None else (lambda: None)

@@ -16,8 +16,10 @@ import pytest
 
 from tests.control_plane_support import wait_for
 from tests.helpers import write_chat_dataset
+from tests.wandb_offline import check_wandb_offline_run, wandb_installed
 
 STEPS = 12
+WANDB = {"type": "wandb", "wandb": {"project": "support", "name": "nightly", "entity": "acme", "tags": ["t1", "t2"]}}
 
 
 def client(live, team="team-a", strict=True) -> openai.OpenAI:
@@ -64,13 +66,16 @@ def test_bad_rows_are_kept_with_their_lines_and_fail_the_job(live, tmp_path):
     assert "bad.jsonl:5" in job.error.message
 
 
-def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
-    """Create, wait in the queue, run, pause (checkpoint and stop), resume at the same step, succeed."""
+def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path, monkeypatch):
+    """Create, wait in the queue, run, pause (checkpoint and stop), resume at the same step, succeed.
+    With wandb installed, the job's wandb integration logs the run to W&B too (offline here)."""
     api, loose = client(live), client(live, strict=False)
     file, held_out = upload(live, tmp_path), upload(live, tmp_path, "valid.jsonl", rows=8, seed=1)
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the training processes inherit the server's environment
+    monkeypatch.setenv("WANDB_SILENT", "true")
     job = api.fine_tuning.jobs.create(
         model="tiny", training_file=file.id, validation_file=held_out.id, suffix="support", seed=7,
-        metadata={"ticket": "T-1"},
+        metadata={"ticket": "T-1"}, integrations=[WANDB] if wandb_installed() else openai.NOT_GIVEN,
         method={"type": "supervised", "supervised": {"hyperparameters": {"batch_size": 4, "n_epochs": 1}}},
         extra_body={"tunewise": {"train": {"max_steps": STEPS}}})
     assert job.status == "validating_files" and job.hyperparameters.batch_size == 4
@@ -133,6 +138,9 @@ def test_a_job_runs_end_to_end_through_a_pause(live, tmp_path):
     assert all(0 <= float(r["train_accuracy"]) <= 1 for r in table)
     validated = [r for r in table if r["valid_loss"]]  # the steps that validated: every checkpoint
     assert validated[-1]["step"] == str(STEPS) and all(0 <= float(r["valid_mean_token_accuracy"]) <= 1 for r in validated)
+
+    if wandb_installed():
+        check_wandb_offline_run(live.home / "runs" / job.id, STEPS)
 
     assert [j.id for j in api.fine_tuning.jobs.list(metadata={"ticket": "T-1"})] == [job.id]
     assert list(api.fine_tuning.jobs.list(metadata={"ticket": "nope"})) == []
@@ -210,6 +218,15 @@ def test_other_teams_cannot_see_or_touch_jobs_and_files(live, tmp_path):
     assert file.id not in [f.id for f in other.files.list()]
     admin = client(live, "admin")
     assert file.id in [f.id for f in admin.files.list()]
+
+
+def test_a_wandb_integration_without_wandb_is_refused_at_creation(live, tmp_path, monkeypatch):
+    import tunewise.tracking_wandb
+
+    monkeypatch.setattr(tunewise.tracking_wandb, "wandb_installed", lambda: False)
+    with pytest.raises(openai.BadRequestError) as err:
+        client(live).fine_tuning.jobs.create(model="tiny", training_file=upload(live, tmp_path).id, integrations=[WANDB])
+    assert err.value.param == "integrations[0].type" and "wandb is not installed" in err.value.message
 
 
 def test_errors_are_openai_shaped(live, tmp_path):
