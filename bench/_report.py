@@ -528,10 +528,16 @@ def api_load(r: dict[str, Any]) -> str:
     return render_api_load(r)
 
 
+def api_listing(r: dict[str, Any]) -> str:
+    from _report_control_plane import api_listing as render_api_listing
+
+    return render_api_listing(r)
+
+
 SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "attention_ab": attention_ab,
             "allocator_ab": allocator_ab, "memory": memory, "data_pipeline": data_pipeline,
             "reliability": reliability, "scheduler_sim": scheduler_sim, "serving": serving,
-            "api_load": api_load}
+            "api_load": api_load, "api_listing": api_listing}
 
 
 def render(results: Path = RESULTS) -> str:

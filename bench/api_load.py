@@ -5,8 +5,8 @@ and the portal do: list jobs (35%), retrieve a job (25%), list a job's events (2
 small training file (validated by the data pipeline on the way in, 10%), list files (10%). The
 store holds 10,000 jobs with 5 events each, written before the clock starts. Reported per store:
 p50/p99 latency per operation and overall, requests per second, errors (any non-2xx or failed
-request), and the latency of listing jobs with 10,000 in the store (first page, a page deep in the
-list, a page of 100). The server runs in its own process, as `tunewise server` does.
+request). The server runs in its own process, as `tunewise server` does. The latency of one
+client listing jobs with 10,000 in the store, and the query plans, are `bench/api_listing.py`.
 
     python bench/api_load.py [--full]      # quick: 20 clients, 1,000 jobs
 """
@@ -37,6 +37,7 @@ TRAIN_ROWS = b"".join(b'{"messages": [{"role": "user", "content": "question %d"}
 
 def seed(url: str, home: Path, size: dict) -> dict[str, list[str]]:
     """Keys for the teams and `jobs` finished jobs with their events, written straight into the store."""
+    from tests.store_plans import finished_job_rows
     from tunewise.jobs import ids, keys
     from tunewise.jobs.store.db import Database
     from tunewise.jobs.store.models import Job, JobEvent
@@ -45,25 +46,14 @@ def seed(url: str, home: Path, size: dict) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {"keys": [], "jobs": []}
     with db.session() as session:
         out["keys"] = [keys.create_key(session, team).key for team in TEAMS]
-    now = time.time() - size["jobs"]
-    batch_jobs, batch_events = [], []
-    for i in range(size["jobs"]):
-        job_id = ids.new_id(ids.JOB)
-        team = TEAMS[i % len(TEAMS)]
-        out["jobs"].append((team, job_id))
-        batch_jobs.append(dict(id=job_id, team=team, status="succeeded", model="smollm2-135m-instruct",
-                               training_file=ids.new_id(ids.FILE), seed=i, spec={"name": job_id}, source="openai",
-                               model_token=ids.random_token(8), created_at=now + i, finished_at=now + i + 60,
-                               fine_tuned_model=f"ft:smollm2-135m-instruct:{team}::x{i}", result_files=[],
-                               job_metadata={"batch": str(i % 7)}, priority_class="normal", priority=0,
-                               pool="default", preemptible=True, borrowed=False, attempts=1, failures=0,
-                               metrics_read=0))
-        for k in range(size["events_per_job"]):
-            batch_events.append(dict(id=ids.new_id(ids.EVENT), job_id=job_id, created_at=now + i + k, level="info",
-                                     message=f"Step {k + 1}/5: training loss=1.0", type="message", data=None))
-        if len(batch_jobs) >= 1000:
-            _flush(db, Job, JobEvent, batch_jobs, batch_events)
-    _flush(db, Job, JobEvent, batch_jobs, batch_events)
+    jobs = finished_job_rows(size["jobs"], TEAMS)
+    out["jobs"] = [(row["team"], row["id"]) for row in jobs]
+    for start in range(0, len(jobs), 1000):
+        batch_jobs = jobs[start : start + 1000]
+        batch_events = [dict(id=ids.new_id(ids.EVENT), job_id=row["id"], created_at=row["created_at"] + k,
+                             level="info", message=f"Step {k + 1}/5: training loss=1.0", type="message", data=None)
+                        for row in batch_jobs for k in range(size["events_per_job"])]
+        _flush(db, Job, JobEvent, batch_jobs, batch_events)
     db.close()
     return out
 
@@ -149,28 +139,6 @@ def _percentiles(values: list[float]) -> dict[str, float]:
             "mean_ms": round(statistics.fmean(ordered) * 1000, 1)}
 
 
-def list_latency(url: str, seeded: dict, repeats: int = 30) -> dict[str, dict[str, float]]:
-    """Listing with every job in the store: the first page, a page from the middle, a page of 100."""
-    import httpx
-
-    key = seeded["keys"][0]
-    own = [job for team, job in seeded["jobs"] if team == TEAMS[0]]
-    middle = own[len(own) // 2]
-    cases = {"first page of 20": {"limit": 20}, "page of 20 after a job halfway down": {"limit": 20, "after": middle},
-             "first page of 100": {"limit": 100}}
-    out = {}
-    with httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=60) as http:
-        http.get("/v1/fine_tuning/jobs", params={"limit": 1})  # the key's argon2 check, once
-        for name, params in cases.items():
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                assert http.get("/v1/fine_tuning/jobs", params=params).status_code == 200
-                times.append(time.perf_counter() - started)
-            out[name] = _percentiles(times)
-    return out
-
-
 def run_store(name: str, url: str, size: dict, work: Path) -> dict:
     home = work / name
     home.mkdir(parents=True)
@@ -179,7 +147,6 @@ def run_store(name: str, url: str, size: dict, work: Path) -> dict:
     seed_s = time.monotonic() - t0
     server = Server(home, url)
     try:
-        listing = list_latency(server.url, seeded)
         samples: list[tuple[str, float]] = []
         errors: list[str] = []
         load = load_average()
@@ -197,7 +164,7 @@ def run_store(name: str, url: str, size: dict, work: Path) -> dict:
     return {"store": name, "seed_seconds": round(seed_s, 1), "requests": len(samples), "errors": len(errors),
             "error_examples": errors[:5], "wall_seconds": round(wall, 1),
             "requests_per_second": round(len(samples) / wall, 1), "overall": _percentiles([s for _, s in samples]),
-            "per_operation": per_op, "list_with_all_jobs": listing, "load_average": load}
+            "per_operation": per_op, "load_average": load}
 
 
 def main() -> None:

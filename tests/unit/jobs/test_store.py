@@ -159,3 +159,22 @@ def test_a_revocation_by_another_process_applies_within_the_check_interval(db, m
     assert keys.recently_verified(made.key) is None  # ...then the row is read again
     with db.session() as session:
         assert keys.authenticate(session, made.key) is None
+
+
+def test_listing_jobs_walks_an_index_on_both_stores(db):
+    """A page of jobs, first or deep behind an `after` cursor, reads through (team, seq) and the id's
+    unique index: never a scan of the table or a sort, however many jobs the store holds."""
+    from sqlalchemy import insert
+
+    from tests.store_plans import finished_job_rows, full_scans, listing_plans
+
+    rows = finished_job_rows(4000, ("team-a", "team-b", "team-c", "team-d"))
+    with db.session() as session:
+        session.execute(insert(Job), rows)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")  # the planner's statistics, as a store in use has them
+    deep = [r["id"] for r in rows if r["team"] == "team-a"][50]
+    for after in (None, deep):
+        plans = listing_plans(db, "team-a", after)
+        assert len(plans) == (1 if after is None else 2)
+        assert not [line for plan in plans for line in full_scans(plan)], plans
