@@ -89,7 +89,7 @@ def test_killed_server_loses_nothing(servers, tmp_path):
 
     def submit(server, steps):
         spec = {"method": "lora", "data": {"train": file_id}, "train": {"max_steps": steps, "device": "cpu"},
-                "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0}}
+                "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0}, "eval": {"enabled": False}}
         return call(server, "POST", "/api/jobs", json={"model": "tiny", "spec": spec})["id"]
 
     running, queued = submit(first, 10_000), submit(first, 2)

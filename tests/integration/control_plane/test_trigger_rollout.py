@@ -2,7 +2,8 @@
 from the trigger's template trains (local executor, tiny model), passes its evaluation gate, is
 registered in MLflow and gets a traffic share through serving's A/B route; chat on the registered
 name splits between production and the new version; a second crossing inside the cool-down queues
-nothing."""
+nothing. Production before the trigger is version 1 of a name the operator registered and promoted
+(`tunewise register` / `promote` on the workspace), so the rollout also claims the name for its team."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import select
 from tests.control_plane_support import LiveServer, make_key, wait_for
 from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
+from tests.integration.serving.adapters import make_adapter_run, pass_gate
 
 NAME = "support-bot"
 USERS = [f"user-{i}" for i in range(30)]
@@ -49,16 +51,25 @@ def succeeded(live, job_id: str) -> dict:
     return job
 
 
-def test_metric_trigger_trains_gates_registers_and_splits_traffic(live, tmp_path):
+def operator_registers_production(live, tiny_model_dir) -> None:
+    """Version 1 of NAME, gated and promoted to production by the operator on the server's workspace."""
+    from tunewise.jobs.settings import in_workspace
+    from tunewise.registry import promote, register_run
+
+    run_dir = make_adapter_run(live.home / "runs", "support-bot-v1", tiny_model_dir, seed=1)
+    pass_gate(run_dir, tiny_model_dir)
+    with in_workspace(live.home):
+        assert str(register_run(run_dir, NAME).version) == "1"
+        promote(NAME, "1", "production")
+
+
+def test_metric_trigger_trains_gates_registers_and_splits_traffic(live, tmp_path, tiny_model_dir):
     data = write_chat_dataset(tmp_path / "train.jsonl", rows=24)
     file_id = call(live, "POST", "/v1/files", files={"file": ("train.jsonl", data.read_bytes())},
                    data={"purpose": "fine-tune"})["id"]
     template = {"model": "tiny", "spec": {"data": {"train": file_id}, **SPEC}}
 
-    # Production today: version 1, trained, gated, registered and promoted over HTTP.
-    first = succeeded(live, call(live, "POST", "/api/jobs", json=template)["id"])
-    assert call(live, "POST", "/api/registry/models", json={"name": NAME, "job_id": first["id"]})["version"] == "1"
-    call(live, "POST", f"/api/registry/models/{NAME}/promote", json={"version": "1", "to": "production"})
+    operator_registers_production(live, tiny_model_dir)
 
     trigger = call(live, "POST", "/api/triggers", json={
         "name": "csat drop", "metric": "support.csat", "threshold": 0.8, "direction": "below",
@@ -73,7 +84,7 @@ def test_metric_trigger_trains_gates_registers_and_splits_traffic(live, tmp_path
     rollout = wait_for(lambda: call(live, "GET", f"/api/jobs/{job_id}")["rollout"], 60, 0.3, "the rollout")
     assert rollout["status"] == "registered" and rollout["version"] == "2", rollout
     assert rollout["message"].endswith(f"route {NAME}: {NAME}:1 70%, {NAME}:2 30%"), rollout
-    versions = call(live, "GET", f"/api/registry/models/{NAME}")["versions"]
+    versions = call(live, "GET", f"/api/registry/models/{NAME}")["versions"]  # the team's name now
     assert {v["version"]: v["aliases"] for v in versions} == {"1": ["production"], "2": []}
 
     check_traffic_split(live)
