@@ -3,7 +3,6 @@ records: 32 KiB blocks of records with a 7-byte header, after a 7-byte file head
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
 from collections.abc import Iterator
@@ -15,7 +14,9 @@ _FULL, _LAST = 1, 4
 
 
 def wandb_installed() -> bool:
-    return importlib.util.find_spec("wandb") is not None
+    from tunewise.tracking import target_installed
+
+    return target_installed("wandb")
 
 
 def records(path: Path) -> Iterator[Any]:

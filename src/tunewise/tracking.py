@@ -27,7 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunewise.errors import TunewiseError
-from tunewise.tracking_wandb import WandbSpec, open_wandb_run, wandb_installed
+from tunewise.tracking_wandb import WandbSpec, open_wandb_run
 
 TRACKING_FILE = "tracking.json"
 DEFAULT_EXPERIMENT = "tunewise"
@@ -303,21 +303,26 @@ def end_run(handle: TrackingHandle, status: str = "completed") -> None:
         handle.extras.pop("wandb").finish(exit_code=0 if mlflow_status == "FINISHED" else 1)
 
 
-def _open_extra(handle: TrackingHandle, target: str, spec: dict[str, Any], tspec: TrackingSpec) -> None:
+def target_installed(target: str) -> bool:
+    """Whether a `report_to` target's package (wandb, tensorboard) can be imported here."""
     import importlib.util
 
+    return importlib.util.find_spec(target) is not None
+
+
+def _open_extra(handle: TrackingHandle, target: str, spec: dict[str, Any], tspec: TrackingSpec) -> None:
     from rich.console import Console
 
     console = Console(stderr=True)
     if target == "tensorboard":
-        if importlib.util.find_spec("tensorboard") is None:
+        if not target_installed("tensorboard"):
             console.print("[yellow]report_to: tensorboard is not installed; skipping it[/] (pip install tensorboard)")
             return
         from torch.utils.tensorboard import SummaryWriter
 
         handle.extras["tensorboard"] = SummaryWriter(log_dir=str(handle.run_dir / "tensorboard"))
     elif target == "wandb":
-        if not wandb_installed():
+        if not target_installed("wandb"):
             console.print("[yellow]report_to: wandb is not installed; skipping it[/] (pip install 'tunewise[wandb]')")
             return
         handle.extras["wandb"] = open_wandb_run(handle.run_dir, tspec.wandb, tspec.experiment, spec)

@@ -7,7 +7,6 @@ wandb documents them.
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
 import string
 from pathlib import Path
@@ -26,10 +25,6 @@ class WandbSpec(BaseModel):
     name: str | None = Field(None, max_length=200, description="Display name of the run (default: the run's name).")
     entity: str | None = Field(None, max_length=200, description="W&B team or user (default: yours).")
     tags: list[str] = Field(default_factory=list, max_length=50, description="Tags on the W&B run.")
-
-
-def wandb_installed() -> bool:
-    return importlib.util.find_spec("wandb") is not None
 
 
 def _new_run_id() -> str:

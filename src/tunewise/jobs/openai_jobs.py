@@ -79,13 +79,13 @@ def _wandb_options(integrations: list[Any] | None) -> dict[str, Any] | None:
     Refused at creation (not after the job has queued) when this server cannot import wandb: the
     training processes run in the server's environment.
     """
-    from tunewise.tracking_wandb import wandb_installed
+    from tunewise.tracking import target_installed
 
     found = None
     for index, item in enumerate(integrations or []):
         if item.type != "wandb":
             continue
-        if not wandb_installed():
+        if not target_installed("wandb"):
             raise bad_request(f"integrations[{index}].type: wandb is not installed on this server (its operator "
                               "can add it with pip install 'tunewise[wandb]')", param=f"integrations[{index}].type",
                               code="integration_not_available")

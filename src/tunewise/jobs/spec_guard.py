@@ -66,6 +66,8 @@ class SpecGuard:
             spec["method"] = self._method(dict(method), f"{prefix}.method")
         if isinstance(spec.get("eval"), dict):
             spec["eval"] = self._eval(dict(spec["eval"]), f"{prefix}.eval")
+        if isinstance(spec.get("tracking"), dict):
+            _check_report_to(spec["tracking"], f"{prefix}.tracking.report_to")
 
     def _model(self, name: Any, param: str) -> str:
         if name is None:
@@ -121,6 +123,19 @@ class SpecGuard:
         if isinstance(spec.get("json_schema"), str):
             spec["json_schema"] = self._file(spec["json_schema"], f"{prefix}.json_schema")
         return spec
+
+
+def _check_report_to(tracking: dict[str, Any], param: str) -> None:
+    """A tracking target the server cannot import is refused now, not skipped when the job runs: the
+    job's training process runs in the server's environment."""
+    from tunewise.tracking import target_installed
+
+    targets = tracking.get("report_to")
+    for index, target in enumerate(targets if isinstance(targets, list) else []):
+        if target in ("wandb", "tensorboard") and not target_installed(target):
+            raise bad_request(f"{param}[{index}]: {target} is not installed on this server (its operator can add "
+                              f"it with pip install {target})", param=f"{param}[{index}]",
+                              code="integration_not_available")
 
 
 def validate_spec(raw: dict[str, Any], prefix: str = "spec") -> Any:

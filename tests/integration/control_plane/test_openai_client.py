@@ -221,9 +221,9 @@ def test_other_teams_cannot_see_or_touch_jobs_and_files(live, tmp_path):
 
 
 def test_a_wandb_integration_without_wandb_is_refused_at_creation(live, tmp_path, monkeypatch):
-    import tunewise.tracking_wandb
+    import tunewise.tracking
 
-    monkeypatch.setattr(tunewise.tracking_wandb, "wandb_installed", lambda: False)
+    monkeypatch.setattr(tunewise.tracking, "target_installed", lambda target: target != "wandb")
     with pytest.raises(openai.BadRequestError) as err:
         client(live).fine_tuning.jobs.create(model="tiny", training_file=upload(live, tmp_path).id, integrations=[WANDB])
     assert err.value.param == "integrations[0].type" and "wandb is not installed" in err.value.message

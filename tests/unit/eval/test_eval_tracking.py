@@ -20,7 +20,7 @@ def _run_dir(workspace):
 
 def test_params_metrics_artifacts_and_status_reach_mlflow(mlflow_store, capsys, monkeypatch):
     workspace = mlflow_store
-    monkeypatch.setattr(tracking, "wandb_installed", lambda: False)  # as where it is not installed
+    monkeypatch.setattr(tracking, "target_installed", lambda target: False)  # as where neither is installed
     import yaml
 
     run_dir = _run_dir(workspace)

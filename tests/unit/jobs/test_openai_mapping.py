@@ -102,6 +102,18 @@ def test_spec_guard_refuses_what_would_escape_the_team(tmp_path, spec, param):
     assert err.value.param == param
 
 
+def test_spec_guard_refuses_a_tracking_target_the_server_cannot_import(tmp_path, monkeypatch):
+    import tunewise.tracking
+
+    monkeypatch.setattr(tunewise.tracking, "target_installed", lambda target: target == "tensorboard")
+    spec = {"base_model": "tiny", "tracking": {"report_to": ["tensorboard", "wandb"]}}
+    with pytest.raises(APIError) as err:
+        _guard(tmp_path).apply(spec)
+    assert err.value.param == "spec.tracking.report_to[1]" and "wandb is not installed" in err.value.message
+    monkeypatch.setattr(tunewise.tracking, "target_installed", lambda target: True)
+    assert _guard(tmp_path).apply(spec)["tracking"] == spec["tracking"]
+
+
 def test_spec_guard_resolves_files_and_models(tmp_path):
     guard = _guard(tmp_path)
     out = guard.apply({"base_model": "tiny", "data": {"train": "file-mine0000000000000000"}})
