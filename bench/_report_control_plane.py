@@ -12,18 +12,15 @@ def api_load(r: dict[str, Any]) -> str:
     mix = ", ".join(f"{op.replace('_', ' ')} {share}%" for op, share in r["mix"].items())
     rows = ["| store | requests | errors | requests/s | p50 | p99 | load |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     ops = ["| store | operation | p50 | p99 |", "| --- | --- | ---: | ---: |"]
-    skipped = []
-    for s in r["stores"]:
-        if s.get("skipped"):
-            skipped.append(f"{s['store']}: skipped ({s['skipped']})")
-            continue
+    measured, skipped = _measured(r["stores"])
+    for s in measured:
         o = s["overall"]
         rows.append(f"| {s['store']} | {s['requests']:,} | **{s['errors']}** | {s['requests_per_second']} | "
                     f"{o['p50_ms']} ms | {o['p99_ms']} ms | {s['load_average']} |")
         for op, p in s["per_operation"].items():
             ops.append(f"| {s['store']} | {op.replace('_', ' ')} | {p['p50_ms']} ms | {p['p99_ms']} ms |")
     nl = "\n"
-    first = next((s for s in r["stores"] if not s.get("skipped")), None)
+    first = measured[0] if measured else None
     rps = first["requests_per_second"] if first else 0
     wait = f"{size['clients'] / rps:.1f}" if rps else "?"
     return f"""## Control plane API under load
@@ -49,11 +46,8 @@ def api_listing(r: dict[str, Any]) -> str:
     from _report import _meta
 
     rows = ["| store | page | p50 | p99 | plan (the store's EXPLAIN) |", "| --- | --- | ---: | ---: | --- |"]
-    skipped = []
-    for s in r["stores"]:
-        if s.get("skipped"):
-            skipped.append(f"{s['store']}: skipped ({s['skipped']})")
-            continue
+    measured, skipped = _measured(r["stores"])
+    for s in measured:
         for case, c in s["cases"].items():
             rows.append(f"| {s['store']} | {case} | **{c['p50_ms']} ms** | {c['p99_ms']} ms | "
                         f"{'; '.join(_index_walks(plan) for plan in c['plans'])} |")
@@ -63,7 +57,7 @@ def api_listing(r: dict[str, Any]) -> str:
 {_meta(r)}
 
 One client alone against the server process, {r['size']['repeats']} requests per page, load average
-{' / '.join(str(s['load_average']) for s in r['stores'] if not s.get('skipped'))} while timing. Pages are keyset pages
+{' / '.join(str(s['load_average']) for s in measured)} while timing. Pages are keyset pages
 (`seq < cursor ORDER BY seq DESC LIMIT n+1`, the cursor's `seq` found through the id's unique index), so a
 page deep in the list costs what the first costs. Plan lines that scan the table or sort: **{r['full_scans']}**.
 
@@ -77,3 +71,9 @@ def _index_walks(plan: str) -> str:
 
     found = re.findall(r"USING (?:COVERING )?INDEX (\S+)|Index (?:Only )?Scan(?: Backward)? using (\S+)", plan)
     return ", ".join(a or b for a, b in found) or plan.splitlines()[0]
+
+
+def _measured(stores: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(the stores measured, a line for each one skipped)."""
+    return ([s for s in stores if not s.get("skipped")],
+            [f"{s['store']}: skipped ({s['skipped']})" for s in stores if s.get("skipped")])

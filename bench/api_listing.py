@@ -14,14 +14,13 @@ autovacuum keeps them in a store in use.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, load_average, machine_info, parse_args  # noqa: E402
-from api_load import TEAMS, Server, _percentiles, seed  # noqa: E402
+from api_load import TEAMS, Server, _percentiles, on_both_stores, seed  # noqa: E402
 
 FULL = {"jobs": 10_000, "events_per_job": 0, "repeats": 50}
 QUICK = {"jobs": 1_000, "events_per_job": 0, "repeats": 10}
@@ -88,18 +87,7 @@ def run_store(name: str, url: str, size: dict, work: Path) -> dict:
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0])
     size = FULL if args.full else QUICK
-    from tests.postgres_cluster import ThrowawayPostgres, available
-
-    results = []
-    with tempfile.TemporaryDirectory(prefix="tunewise-api-listing-") as tmp:
-        work = Path(tmp)
-        results.append(run_store("sqlite", f"sqlite:///{work / 'sqlite.db'}", size, work))
-        reason = available()
-        if reason:
-            results.append({"store": "postgresql", "skipped": reason})
-        else:
-            with ThrowawayPostgres() as cluster:
-                results.append(run_store("postgresql", cluster.create_database("bench"), size, work))
+    results = on_both_stores(run_store, size, "tunewise-api-listing-")
     full_scans = sum(c["full_scans"] for s in results for c in s.get("cases", {}).values())
     emit("api_listing", {"command": "python bench/api_listing.py" + (" --full" if args.full else ""),
                          "machine": machine_info(), "size": size, "stores": results, "full_scans": full_scans},

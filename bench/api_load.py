@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -167,21 +168,28 @@ def run_store(name: str, url: str, size: dict, work: Path) -> dict:
             "per_operation": per_op, "load_average": load}
 
 
-def main() -> None:
-    args = parse_args(__doc__.splitlines()[0])
-    size = FULL if args.full else QUICK
+def on_both_stores(run: Callable[[str, str, dict, Path], dict], size: dict, prefix: str) -> list[dict]:
+    """`run(store name, database URL, size, scratch folder)` on SQLite, then on a throwaway PostgreSQL
+    (skipped with the reason where its binaries are missing)."""
     from tests.postgres_cluster import ThrowawayPostgres, available
 
     results = []
-    with tempfile.TemporaryDirectory(prefix="tunewise-api-load-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         work = Path(tmp)
-        results.append(run_store("sqlite", f"sqlite:///{work / 'sqlite.db'}", size, work))
+        results.append(run("sqlite", f"sqlite:///{work / 'sqlite.db'}", size, work))
         reason = available()
         if reason:
             results.append({"store": "postgresql", "skipped": reason})
         else:
             with ThrowawayPostgres() as cluster:
-                results.append(run_store("postgresql", cluster.create_database("bench"), size, work))
+                results.append(run("postgresql", cluster.create_database("bench"), size, work))
+    return results
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0])
+    size = FULL if args.full else QUICK
+    results = on_both_stores(run_store, size, "tunewise-api-load-")
     emit("api_load", {"command": "python bench/api_load.py" + (" --full" if args.full else ""),
                       "machine": machine_info(), "size": size, "mix": dict(MIX), "stores": results},
          write=args.full)
