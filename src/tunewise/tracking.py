@@ -262,6 +262,8 @@ def _last_step(run_dir: Path) -> int:
 def log_artifacts(handle: TrackingHandle, paths: list[str | Path] | None = None, artifact_path: str | None = None) -> list[str]:
     """Upload files or folders; by default the run's spec, status, data report, eval report, gate
     verdict, HTML report and a freshly drawn loss curve (plots/loss_curve.png). Returns what was logged."""
+    if not handle.run_id:  # MLflow is off for this run (report_to targets only): nothing to upload to
+        return []
     if paths is None:
         paths = [handle.run_dir / name for name in STANDARD_ARTIFACTS]
         curve = write_loss_curve(handle.run_dir)
@@ -269,7 +271,7 @@ def log_artifacts(handle: TrackingHandle, paths: list[str | Path] | None = None,
             paths.append(curve)
     logged = []
     for item in (Path(p) for p in paths):
-        if not item.exists() or not handle.run_id:
+        if not item.exists():
             continue
         if item.is_dir():
             handle.client.log_artifacts(handle.run_id, str(item), artifact_path or item.name)
