@@ -4,8 +4,9 @@ Layout: `<root>/step-00000123/` holds the trainer's files plus `manifest.json` (
 metrics, sha256 and size of every file). The manifest is written last, so a directory without
 one is incomplete; a file that does not match its sha256 is corrupt. Both are skipped by
 `latest()` and removed by the next `save()`. The root is a path or any fsspec URL (s3://,
-gs://, memory://); see checkpoint_store.py for the two commit protocols. docs/checkpoints.md
-describes the format for users.
+gs://, memory://); see checkpoint_store.py for the two commit protocols. A job of several
+processes saves with `save_sharded()`: each process stores the files it wrote, and rank 0 commits
+the manifest once all have. docs/checkpoints.md describes the format for users.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tunewise.errors import CheckpointError
 from tunewise.train.checkpoint_policy import SavePolicy
@@ -56,6 +57,7 @@ class CheckpointInfo:
     metrics: dict[str, float]
     created_at: float  # seconds since the epoch
     files: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative path -> {"sha256", "bytes"}
+    prefix: str = ""  # the folder inside the checkpoint that holds `files` (object stores: the upload's)
 
     @property
     def name(self) -> str:
@@ -64,6 +66,17 @@ class CheckpointInfo:
     @property
     def total_bytes(self) -> int:
         return sum(int(f["bytes"]) for f in self.files.values())
+
+
+class RankGroup(Protocol):
+    """The processes saving one checkpoint together (tunewise.train.distributed.Ranks)."""
+
+    rank: int
+    world: int
+
+    def broadcast(self, obj: Any) -> Any: ...
+
+    def gather(self, obj: Any) -> list[Any] | None: ...
 
 
 class CheckpointManager:
@@ -137,45 +150,126 @@ class CheckpointManager:
         if step < 0:
             raise CheckpointError(f"checkpoint step must be 0 or more, got {step}")
         sources = _files_under(Path(local_dir))
+        name = step_dir_name(step)
         with self._lock:
             try:
-                self._store.make_root()
-                self._clean_up()
-                info = self._write(step, sources, {k: float(v) for k, v in (metrics or {}).items()})
+                target = self._begin(name)
+                try:
+                    files = self._upload(sources, target)
+                    info = self._commit(step, target, files, _float_metrics(metrics))
+                except BaseException:
+                    self._abandon(target)
+                    raise
             except OSError as err:
-                raise CheckpointError(f"cannot write checkpoint {step_dir_name(step)} to {self.root}: {err}",
+                raise CheckpointError(f"cannot write checkpoint {name} to {self.root}: {err}",
                                       hint="check that the directory or bucket exists and is writable") from None
-            try:
-                self._prune(keep=info)
-            except OSError as err:  # the new checkpoint is committed; only space is not reclaimed yet
-                logger.warning("could not prune checkpoints under %s: %s", self.root, err)
+            self._prune_quietly(info)
         logger.info("saved checkpoint %s (%d files, %.1f MB)", info.uri, len(info.files), info.total_bytes / 1e6)
         return info
 
-    def _write(self, step: int, sources: dict[str, Path], metrics: dict[str, float]) -> CheckpointInfo:
-        store, name = self._store, step_dir_name(step)
-        if store.commit_by_rename:
-            target = store.new_temp_dir(name)
-        else:
-            target = store.join(name)
-            if name in store.child_dirs():
-                store.remove_checkpoint(name)  # manifest first: it stops counting as complete at once
+    def save_sharded(self, step: int, local_dir: str | Path, metrics: dict[str, float] | None, *, ranks: RankGroup,
+                     owns: Any) -> CheckpointInfo:
+        """`save()` for several processes: every rank calls it with the directory it wrote.
+
+        Each rank stores the files under `local_dir` for which `owns(relative_path)` is true (its
+        own shards; the directory may be shared with the other ranks of its machine); rank 0 writes
+        the manifest, holding every rank's checksums, only after all ranks have uploaded, then
+        commits and prunes. A failure on any rank leaves nothing committed and raises on every rank.
+        """
+        name = step_dir_name(step)
+        target, problem = None, None
+        if ranks.rank == 0:
+            try:
+                target = self._begin(name)
+            except OSError as err:
+                problem = f"rank 0: {err}"
+        target, problem = ranks.broadcast((target, problem))
+        files: dict[str, dict[str, Any]] = {}
+        if problem is None:
+            try:
+                sources = {rel: src for rel, src in _files_under(Path(local_dir)).items() if owns(rel)}
+                files = self._upload(sources, target)
+            except (OSError, CheckpointError) as err:
+                problem = f"rank {ranks.rank}: {getattr(err, 'message', err)}"
+        gathered = ranks.gather((files, problem))
+        outcome: tuple[str, Any] = ("error", problem)
+        if ranks.rank == 0:
+            outcome = self._commit_gathered(step, target, gathered, _float_metrics(metrics))
+        status, value = ranks.broadcast(outcome)
+        if status == "error":
+            raise CheckpointError(f"cannot write checkpoint {name} to {self.root}: {value}",
+                                  hint="the previous complete checkpoint is kept; check the storage and retry")
+        return value
+
+    def _commit_gathered(self, step: int, target: str | None, gathered: list, metrics: dict[str, float]) -> tuple:
+        """Rank 0: ("ok", info) after committing every rank's files, or ("error", why) with nothing committed."""
+        problems = [problem for _, problem in gathered if problem]
+        if target is None or problems:
+            if target is not None:
+                self._abandon(target)
+            return "error", "; ".join(problems)
+        merged: dict[str, dict[str, Any]] = {}
+        for files, _ in gathered:
+            merged.update(files)
         try:
-            files = {}
-            for rel, src in sources.items():
-                sha, size = store.upload(src, f"{target}/{rel}")
-                files[rel] = {"sha256": sha, "bytes": size}
-            created_at = time.time()
-            store.write_manifest(target, {"format_version": FORMAT_VERSION, "step": step,
-                                          "created_at": created_at, "metrics": metrics, "files": files})
-            if store.commit_by_rename:
-                store.commit_temp_dir(target, name)
-        except BaseException:
-            if store.commit_by_rename:
-                store.remove_tree(target)
-            raise
+            info = self._commit(step, target, merged, metrics)
+        except OSError as err:
+            self._abandon(target)
+            return "error", f"rank 0: {err}"
+        self._prune_quietly(info)
+        logger.info("saved checkpoint %s (%d files from %d ranks)", info.uri, len(merged), len(gathered))
+        return "ok", info
+
+    # The three steps of a save. Local disk: a temp dir, renamed into place. Object stores: a new
+    # upload prefix inside the checkpoint dir, which the manifest (one PUT) names.
+
+    def _begin(self, name: str) -> str:
+        """Clean up after crashed writers and return where this save's files go."""
+        self._store.make_root()
+        self._clean_up()
+        if self._store.commit_by_rename:
+            return self._store.new_temp_dir(name)
+        return self._store.new_upload_dir(name)
+
+    def _upload(self, sources: dict[str, Path], target: str) -> dict[str, dict[str, Any]]:
+        files = {}
+        for rel, src in sources.items():
+            sha, size = self._store.upload(src, f"{target}/{rel}")
+            files[rel] = {"sha256": sha, "bytes": size}
+        return files
+
+    def _commit(self, step: int, target: str, files: dict[str, dict[str, Any]], metrics: dict[str, float]) -> CheckpointInfo:
+        store, name = self._store, step_dir_name(step)
+        manifest = {"format_version": FORMAT_VERSION, "step": step, "created_at": time.time(), "metrics": metrics,
+                    "files": files}
+        if store.commit_by_rename:
+            store.write_manifest(target, manifest)
+            store.commit_temp_dir(target, name)
+        else:
+            manifest["prefix"] = target.rsplit("/", 1)[-1]
+            replaced = self._store_prefixes(name)
+            store.write_manifest(store.join(name), manifest)  # the commit: one PUT, old or new, never half
+            for prefix in replaced - {manifest["prefix"]}:
+                store.remove_tree(store.join(name, prefix))
         self._verified.pop(store.join(name), None)
-        return CheckpointInfo(step, store.uri(store.join(name)), metrics, created_at, files)
+        return CheckpointInfo(step, store.uri(store.join(name)), metrics, manifest["created_at"], files,
+                              manifest.get("prefix", ""))
+
+    def _store_prefixes(self, name: str) -> set[str]:
+        return set(self._store.upload_dirs(name))
+
+    def _abandon(self, target: str) -> None:
+        """Remove a save's files that were never committed (best effort: the next save cleans up too)."""
+        try:
+            self._store.remove_tree(target)
+        except OSError as err:
+            logger.warning("could not remove the unfinished upload %s: %s", target, err)
+
+    def _prune_quietly(self, keep: CheckpointInfo) -> None:
+        try:
+            self._prune(keep=keep)
+        except OSError as err:  # the new checkpoint is committed; only space is not reclaimed yet
+            logger.warning("could not prune checkpoints under %s: %s", self.root, err)
 
     def _clean_up(self) -> None:
         """Remove what crashed writers left: stale temp dirs, manifest-less and known-corrupt dirs."""
@@ -196,6 +290,9 @@ class CheckpointManager:
                 if info is None or (name, info.created_at) in self._corrupt:
                     logger.info("removing incomplete or corrupt checkpoint %s", store.uri(store.join(name)))
                     store.remove_checkpoint(name)
+                elif not store.commit_by_rename:
+                    for prefix in set(store.upload_dirs(name)) - {info.prefix}:  # a re-save killed mid-upload
+                        store.remove_tree(store.join(name, prefix))
 
     def _prune(self, keep: CheckpointInfo) -> None:
         infos = self.list()
@@ -237,7 +334,8 @@ class CheckpointManager:
         try:
             info = CheckpointInfo(step=int(manifest["step"]), uri=self._store.uri(self._store.join(name)),
                                   metrics=dict(manifest.get("metrics") or {}),
-                                  created_at=float(manifest["created_at"]), files=dict(manifest["files"]))
+                                  created_at=float(manifest["created_at"]), files=dict(manifest["files"]),
+                                  prefix=str(manifest.get("prefix") or ""))
         except (KeyError, TypeError, ValueError) as err:
             raise ManifestUnreadable(f"missing or bad field {err}") from None
         if info.name != name:
@@ -290,6 +388,10 @@ class CheckpointManager:
             return Path(store.join(info.name))
         return self._download(info, Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="tunewise-ckpt-")))
 
+    def local_path(self, info: CheckpointInfo) -> Path | None:
+        """The checkpoint's directory when the store is local disk (not verified here), else None."""
+        return Path(self._store.join(_data_dir(info))) if self._store.is_local else None
+
     def fetch_latest(self, dest: str | Path | None = None) -> tuple[CheckpointInfo, Path] | None:
         """(info, local dir) of the newest checkpoint that verifies; corrupt ones are skipped with a warning.
 
@@ -318,7 +420,7 @@ class CheckpointManager:
         signature = store.stat_signature(info.name, sorted(info.files))
         if signature is not None and self._verified.get(directory) == (info.created_at, signature):
             return None  # unchanged since this manager hashed it
-        problem = store.find_mismatch(info.name, info.files)
+        problem = store.find_mismatch(_data_dir(info), info.files)
         if problem is None and signature is not None:
             self._verified[directory] = (info.created_at, signature)
         return problem
@@ -329,7 +431,7 @@ class CheckpointManager:
 
     def _download(self, info: CheckpointInfo, dest: Path) -> Path:
         try:
-            return self._store.download_verified(info.name, info.files, dest)
+            return self._store.download_verified(info.name, info.files, dest, prefix=info.prefix)
         except Mismatch as err:
             self._corrupt.add((info.name, info.created_at))
             raise CheckpointError(f"checkpoint {info.uri} is corrupt: {err}") from None
@@ -347,6 +449,14 @@ def _files_under(local_dir: Path) -> dict[str, Path]:
         raise CheckpointError(f"{local_dir / MANIFEST}: that name is reserved for the checkpoint manifest",
                               hint="rename the file the trainer writes")
     return files
+
+
+def _data_dir(info: CheckpointInfo) -> str:
+    return f"{info.name}/{info.prefix}" if info.prefix else info.name
+
+
+def _float_metrics(metrics: dict[str, float] | None) -> dict[str, float]:
+    return {k: float(v) for k, v in (metrics or {}).items()}
 
 
 def _finite(value: Any) -> bool:

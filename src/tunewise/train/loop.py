@@ -2,6 +2,11 @@
 
 AdamW over the trainable parameters, warmup then cosine/linear decay, gradient accumulation
 weighted per token, clipping, periodic validation, durable checkpoints, exact resume.
+
+With several processes (train/parallel.py) the micro-batch order is the one a single process
+would follow: each optimizer step takes the next `gradient_accumulation x world` micro-batches of
+that one stream and rank r trains on every world-th of them, from the r-th. The saved data position
+is the stream's, so it means the same at any number of processes.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import torch
 from tunewise.train.batches import BatchPlan
 from tunewise.train.checkpoint import CheckpointManager, SavePolicy
 from tunewise.train.compile import AUTO_DECIDE_AT_STEP, compile_if_worth_it
-from tunewise.train.loss import labelled_loss_sum
+from tunewise.train.distributed import SINGLE, Ranks
 from tunewise.train.metrics_log import MetricsLog, peak_memory_mb, system_metrics
+from tunewise.train.parallel import ParallelModel
 from tunewise.train.progress import TrainingProgress
-from tunewise.train.state import LoopState, read_checkpoint, write_checkpoint
-from tunewise.train.stop import TrainingStopped, stop_requested
+from tunewise.train.state import LoopState, write_checkpoint
+from tunewise.train.state_sharded import owner_rank, read_any_checkpoint, write_sharded_checkpoint
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,14 @@ class LoopConfig:
     head_only_on_labels: bool
     staging_dir: Path  # local scratch for checkpoints before they are stored
     auto_compile: bool = False  # train.compile: auto, where it applies (train/compile.py)
+    seed: int = 0  # seeds the RNG of a process a resumed checkpoint has no state for
 
 
-def total_steps_for(plan: BatchPlan, epochs: float, gradient_accumulation: int, max_steps: int | None) -> int:
+def total_steps_for(plan: BatchPlan, epochs: float, micro_batches_per_step: int, max_steps: int | None) -> int:
+    """Optimizer steps of the run; micro_batches_per_step counts every process's (accumulation x world)."""
     if max_steps:
         return max_steps
-    per_epoch = math.ceil(plan.micro_batches_per_epoch() / gradient_accumulation)
+    per_epoch = math.ceil(plan.micro_batches_per_epoch() / micro_batches_per_step)
     return max(1, math.ceil(per_epoch * epochs))
 
 
@@ -58,67 +66,112 @@ def _micro_batches(plan: BatchPlan, state: LoopState) -> Iterator[list[int]]:
         state.batch_in_epoch = 0
 
 
-def validation_loss(model: Any, plan: BatchPlan | None, cfg: LoopConfig) -> float | None:
+def validation_loss(parallel: ParallelModel, plan: BatchPlan | None, cfg: LoopConfig) -> float | None:
+    """Mean token loss over the validation set; with several processes each takes its share and the
+    sums are added up (every process runs as many forward passes: FSDP gathers layers collectively)."""
     if plan is None or not plan.items:
         return None
-    model.eval()
+    ranks = parallel.ranks
+    parallel.model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for indices in plan.epoch(0):
+        for indices, counted in _share(plan.epoch(0), ranks):
             batch, _ = plan.tensors(indices, cfg.device)
-            loss_sum, n = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
-            total, count = total + float(loss_sum), count + n
-    model.train()
+            loss_sum, n = parallel.loss(batch)
+            if counted:
+                total, count = total + float(loss_sum), count + n
+    parallel.model.train()
+    total, count = ranks.sum(total, count) if ranks.distributed else (total, count)
     return total / count if count else None
 
 
-def _optimizer_step(model, optimizer, scheduler, plan, batches, cfg) -> tuple[float, float, int]:
-    """One optimizer step over `batches`; returns (mean token loss, grad norm, real tokens)."""
-    tensors = [plan.tensors(indices, cfg.device) for indices in batches]
+def _share(batches: list[list[int]], ranks: Ranks) -> list[tuple[list[int], bool]]:
+    """Rank r's micro-batches r, r + world, ...; ranks left short repeat the first one, not counted."""
+    mine = [(b, True) for b in batches[ranks.rank :: ranks.world]]
+    rounds = math.ceil(len(batches) / ranks.world)
+    return mine + [(batches[0], False)] * (rounds - len(mine))
+
+
+def _optimizer_step(parallel: ParallelModel, optimizer, scheduler, plan, batches, cfg) -> tuple[float, float, int]:
+    """One optimizer step over `batches` (all processes' micro-batches); returns (mean token loss,
+    grad norm, real tokens), each over all processes."""
+    ranks = parallel.ranks
+    tensors = [plan.tensors(indices, cfg.device) for indices in batches[ranks.rank :: ranks.world]]
     labelled = sum(int((b["labels"][:, 1:] != -100).sum()) for b, _ in tensors)
+    if ranks.distributed:
+        labelled = int(ranks.sum(labelled)[0])
     total_loss = 0.0
-    for batch, _ in tensors:
-        loss_sum, _ = labelled_loss_sum(model, batch, head_only_on_labels=cfg.head_only_on_labels)
-        if labelled:
-            (loss_sum / labelled).backward()
+    for i, (batch, _) in enumerate(tensors):
+        with parallel.accumulating(sync=i == len(tensors) - 1):
+            loss_sum, _ = parallel.loss(batch)
+            if labelled:
+                # DDP and FSDP average gradients over the ranks; times world, each token weighs the same.
+                loss = loss_sum / labelled
+                parallel.backward(loss * ranks.world if ranks.distributed else loss)
         total_loss += float(loss_sum.detach())
-    params = [p for p in model.parameters() if p.requires_grad]
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-    optimizer.step()
+    grad_norm = parallel.optimizer_step(optimizer, cfg.max_grad_norm)
     scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total_loss / max(labelled, 1), grad_norm, sum(real for _, real in tensors)
+    tokens = sum(real for _, real in tensors)
+    if ranks.distributed:
+        total_loss, tokens = ranks.sum(total_loss, tokens)
+    return total_loss / max(labelled, 1), grad_norm, int(tokens)
 
 
-def save_checkpoint(manager: CheckpointManager, model, optimizer, scheduler, state: LoopState, cfg: LoopConfig,
-                    val_loss: float | None) -> None:
+def save_checkpoint(manager: CheckpointManager, parallel: ParallelModel, optimizer, scheduler, state: LoopState,
+                    cfg: LoopConfig, val_loss: float | None) -> None:
+    """One process: today's format through `manager.save`. Several: each writes its shards into the
+    same staging path, then `manager.save_sharded` stores them, rank 0's manifest last."""
+    ranks = parallel.ranks
+    metrics = {"val_loss": val_loss} if val_loss is not None else {}
     cfg.staging_dir.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"step-{state.step}-", dir=cfg.staging_dir))
+    if not ranks.distributed:
+        folder = Path(tempfile.mkdtemp(prefix=f"step-{state.step}-", dir=cfg.staging_dir))
+        try:
+            write_checkpoint(folder, parallel.model, optimizer, scheduler, state)
+            manager.save(state.step, folder, metrics)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    folder = Path(ranks.broadcast(tempfile.mkdtemp(prefix=f"step-{state.step}-", dir=cfg.staging_dir)
+                                  if ranks.is_main else None))
+    folder.mkdir(parents=True, exist_ok=True)  # ranks on other machines
     try:
-        write_checkpoint(folder, model, optimizer, scheduler, state)
-        manager.save(state.step, folder, {"val_loss": val_loss} if val_loss is not None else {})
+        write_sharded_checkpoint(folder, parallel.model, optimizer, scheduler, state, ranks)
+        manager.save_sharded(state.step, folder, metrics, ranks=ranks,
+                             owns=lambda rel: owner_rank(rel) == ranks.rank)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def resume_if_possible(manager: CheckpointManager, model, optimizer, scheduler, staging_dir: Path) -> LoopState | None:
-    """Restore the newest checkpoint that verifies; None when there is none (a fresh run)."""
-    found = manager.fetch_latest(dest=staging_dir)
-    if found is None:
+def resume_if_possible(manager: CheckpointManager, parallel: ParallelModel, optimizer, scheduler, cfg: LoopConfig) -> LoopState | None:
+    """Restore the newest checkpoint that verifies, written by any number of processes; None when there
+    is none (a fresh run). With several processes rank 0 chooses it, and the first process on each
+    machine fetches it (on local disk: the directory itself)."""
+    ranks = parallel.ranks
+    found = manager.fetch_latest(dest=cfg.staging_dir) if ranks.is_main else None
+    folder = found[1] if found else None
+    if ranks.distributed:
+        info = ranks.broadcast(found[0] if found else None)
+        if info is None:
+            return None
+        if not ranks.is_main:  # rank 0 verified it; the others read the same directory or their machine's copy
+            folder = manager.local_path(info)
+            if folder is None:
+                folder = manager.fetch(info, cfg.staging_dir) if ranks.local_rank == 0 else cfg.staging_dir / info.name
+        ranks.barrier()  # every machine has its copy
+    if folder is None:
         return None
-    _, folder = found
-    return read_checkpoint(Path(folder), model, optimizer, scheduler)
+    return read_any_checkpoint(Path(folder), parallel.model, optimizer, scheduler, ranks,
+                               one_process_format=parallel.strategy == "single", seed=cfg.seed)
 
 
-def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan | None, state: LoopState,
-               cfg: LoopConfig, manager: CheckpointManager, save_policy: SavePolicy, metrics: MetricsLog) -> LoopState:
+def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan | None,
+               state: LoopState, cfg: LoopConfig, manager: CheckpointManager, save_policy: SavePolicy,
+               metrics: MetricsLog) -> LoopState:
     """Run optimizer steps from state.step to cfg.total_steps. Returns the final state.
 
-    On a stop request (SIGTERM under `tunewise train`) the step under way finishes, a checkpoint is
-    written for it, and TrainingStopped is raised: running the same job again resumes there.
-    """
-    if stop_requested():
-        raise TrainingStopped(None)
+    Rank 0 alone logs metrics and shows progress; every rank saves its part of each checkpoint."""
+    model, ranks = parallel.model, parallel.ranks
     model.train()
     stream = _micro_batches(plan, state)
     started = time.monotonic() - state.elapsed_s
@@ -126,8 +179,8 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
     with TrainingProgress(cfg.total_steps, state.step) as progress:
         while state.step < cfg.total_steps:
             t0 = time.monotonic()
-            batches = [next(stream) for _ in range(cfg.gradient_accumulation)]
-            loss, grad_norm, tokens = _optimizer_step(model, optimizer, scheduler, plan, batches, cfg)
+            batches = [next(stream) for _ in range(cfg.gradient_accumulation * ranks.world)]
+            loss, grad_norm, tokens = _optimizer_step(parallel, optimizer, scheduler, plan, batches, cfg)
             state.step += 1
             state.tokens_seen += tokens
             state.elapsed_s = time.monotonic() - started
@@ -147,15 +200,15 @@ def train_loop(model, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan
             last = state.step == cfg.total_steps
             saving = last or save_policy.should_save(state.step)
             evaluating = saving or (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0)
-            val = validation_loss(model, val_plan, cfg) if evaluating else None
+            val = validation_loss(parallel, val_plan, cfg) if evaluating else None
             if val is not None:
                 record["val_loss"] = round(val, 5)
                 state.best_val_loss = val if state.best_val_loss is None else min(state.best_val_loss, val)
-            metrics.append(record)
+            if ranks.is_main:
+                metrics.append(record)
             progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val)
-            stopping = stop_requested() and not last
-            if saving or stopping:
-                save_checkpoint(manager, model, optimizer, scheduler, state, cfg, val)
+            if saving:
+                save_checkpoint(manager, parallel, optimizer, scheduler, state, cfg, val)
                 save_policy.mark_saved(state.step)
             if stopping:
                 raise TrainingStopped(state.step)
