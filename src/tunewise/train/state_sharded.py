@@ -57,13 +57,23 @@ def _options(**extra: Any) -> Any:
     return StateDictOptions(ignore_frozen_params=True, strict=False, **extra)
 
 
+def _trainable_state_dicts(model: Any, optimizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, optimizer) state dicts keyed by parameter name, trainable tensors only. A frozen output
+    head tied to the frozen embeddings slips through DCP's own filter (it is not a parameter of its
+    own name), so the model's dict is filtered here too."""
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
+    model_state, optim_state = get_state_dict(model, optimizer, options=_options())
+    trainable = {name for name, p in model.named_parameters(remove_duplicate=False) if p.requires_grad}
+    return {k: v for k, v in model_state.items() if k in trainable}, optim_state
+
+
 def write_sharded_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: LoopState,
                              ranks: Ranks) -> None:
     """Every rank writes its part of the checkpoint into `folder` (the same path on every rank)."""
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict
 
-    model_state, optim_state = get_state_dict(model, optimizer, options=_options())
+    model_state, optim_state = _trainable_state_dicts(model, optimizer)
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder / DCP_DIR))
     (folder / RNG_DIR).mkdir(parents=True, exist_ok=True)
     torch.save(rng_states(), folder / RNG_DIR / f"rank-{ranks.rank}.pt")
@@ -103,9 +113,9 @@ def read_any_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any
 
 def _load_dcp(folder: Path, model: Any, optimizer: Any) -> None:
     import torch.distributed.checkpoint as dcp
-    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+    from torch.distributed.checkpoint.state_dict import set_state_dict
 
-    model_state, optim_state = get_state_dict(model, optimizer, options=_options())
+    model_state, optim_state = _trainable_state_dicts(model, optimizer)
     wanted = {"model": model_state, "optim": optim_state}
     try:
         dcp.load(wanted, checkpoint_id=str(folder / DCP_DIR))

@@ -1,0 +1,73 @@
+"""One training process of a multi-process job: `python -m tunewise.scale.worker RUN_DIR`.
+
+Started by scale/launch.py through torch's elastic launcher, which sets RANK, WORLD_SIZE,
+LOCAL_RANK and the rendezvous address. It reads the spec the launcher left in `RUN_DIR/.launch/`,
+joins the process group and trains. Rank 0 prints to the launcher's terminal; the others write
+`RUN_DIR/logs/rank-<rank>.log`. A user error is handed back as `.launch/rank-<rank>.error.json`,
+so the launcher can print it as the job's error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from tunewise.errors import TunewiseError
+from tunewise.scale.launch import LAUNCH_DIR, RESULT_FILE
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    run_dir = Path(args[0])
+    rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:
+        _write_output_to(run_dir / "logs" / f"rank-{rank}.log")
+    try:
+        result = _train(run_dir)
+    except TunewiseError as err:
+        report = {"message": err.message, "hint": err.hint, "exit_code": err.exit_code}
+        (run_dir / LAUNCH_DIR / f"rank-{rank}.error.json").write_text(json.dumps(report))
+        print(f"error: {err.message}", file=sys.stderr, flush=True)
+        return err.exit_code
+    if rank == 0:
+        payload = {"steps": result.steps, "resumed_from": result.resumed_from}
+        (run_dir / LAUNCH_DIR / RESULT_FILE).write_text(json.dumps(payload))
+    return 0
+
+
+def _train(run_dir: Path) -> Any:
+    from tunewise.methods import get_method
+    from tunewise.models import resolve_device_policy
+    from tunewise.spec import JobSpec
+    from tunewise.train.distributed import join_process_group, leave_process_group
+
+    spec = JobSpec.model_validate_json((run_dir / LAUNCH_DIR / "spec.json").read_text())
+    policy = resolve_device_policy(spec.train.device, spec.train.precision)
+    resources = spec.resources
+    ranks = join_process_group(resources.backend, policy.device, resources.collective_timeout_s)
+    try:
+        method = get_method(spec.method.name)
+        if method.trainer is None:
+            from tunewise.train.session import TrainingSession
+
+            return TrainingSession(spec, run_dir, ranks).run()
+        return method.trainer(spec, run_dir)  # TRL's trainers join the process group through accelerate
+    finally:
+        leave_process_group()
+
+
+def _write_output_to(path: Path) -> None:
+    """Send this process's stdout and stderr (Python's and the C libraries') to `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
