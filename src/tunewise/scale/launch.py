@@ -125,7 +125,9 @@ def _failure_error(failures: dict[int, Any], handoff: Path, run_dir: Path) -> Tu
             error = TunewiseError(data["message"], hint=data.get("hint"))
             error.exit_code = int(data.get("exit_code", 2))
             return error
-    first = min(failures, key=lambda r: (failures[r].timestamp, r))
+    # When one process fails the launcher stops the others with SIGTERM: those are not the cause.
+    causes = [r for r in failures if failures[r].exitcode != -signal.SIGTERM] or list(failures)
+    first = min(causes, key=lambda r: (failures[r].timestamp, r))
     failure = failures[first]
     how = (f"was killed by {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0
            else f"exited with code {failure.exitcode}")

@@ -1,0 +1,146 @@
+"""Two training processes on CPU (gloo), launched by `tunewise train` through torch's elastic launcher.
+
+- DDP for LoRA: every step's loss matches one process training the same global batch.
+- FSDP2 for full fine-tuning, started from a one-process checkpoint (1 -> 2 processes); one rank
+  SIGKILLed mid-run fails the job at once, naming the rank; the run then resumes from the last
+  complete sharded checkpoint in one process (2 -> 1) and ends where the one-process run ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from tests.helpers import tiny_spec, write_chat_dataset
+from tunewise.spec import load_spec
+from tunewise.train.checkpoint import CheckpointManager
+from tunewise.train.metrics_log import MetricsLog
+from tunewise.train.run import read_status, run_training_job
+
+STEPS = 6
+TOLERANCE = 2e-4  # the same sums in another order: float32 rounding, no more
+
+
+def _raw(model_dir: Path, data: Path, method: str, name: str, processes: int, accumulation: int | None = None) -> dict:
+    # The same global batch at any world size: 2 sequences x 2 micro-batches a step.
+    raw = tiny_spec(model_dir, data, method, max_steps=STEPS, micro_batch_size=2,
+                    gradient_accumulation=accumulation or 2 // processes,
+                    learning_rate=3e-3 if method == "lora" else 1e-4)
+    raw["name"] = name
+    raw["checkpoint"] = {"every_steps": 2, "keep_best": 1, "keep_last": 2}
+    raw["resources"] = {"nproc_per_node": processes, "collective_timeout_s": 120}
+    return raw
+
+
+def _launch(tmp_path: Path, raw: dict) -> subprocess.Popen:
+    spec = tmp_path / f"{raw['name']}.yaml"
+    spec.write_text(yaml.safe_dump(raw))
+    env = {**os.environ, "TUNEWISE_ALLOCATOR": "system"}
+    return subprocess.Popen([sys.executable, "-m", "tunewise", "train", str(spec)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    return MetricsLog(run_dir / "metrics.jsonl").read()
+
+
+def _assert_same_losses(got: list[dict], want: list[dict]) -> None:
+    assert [r["step"] for r in got] == [r["step"] for r in want] == list(range(1, STEPS + 1))
+    for mine, theirs in zip(got, want):
+        for key in ("train_loss", "val_loss", "grad_norm"):
+            if key in theirs:
+                assert mine[key] == pytest.approx(theirs[key], abs=TOLERANCE), (mine["step"], key)
+
+
+def test_two_process_ddp_lora_matches_one_process(tiny_model_dir, tmp_path, workspace):
+    data = write_chat_dataset(tmp_path / "train.jsonl", rows=48)
+    reference = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "one", 1)))
+
+    proc = _launch(tmp_path, _raw(tiny_model_dir, data, "lora", "two", 2))
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    assert "launching 2 training processes" in err and "2 processes: ddp" in err
+    run_dir = workspace / "runs" / "two"
+    _assert_same_losses(_rows(run_dir), _rows(reference.run_dir))
+    latest = CheckpointManager(run_dir / "checkpoints").latest()
+    assert {"dcp/__0_0.distcp", "dcp/__1_0.distcp", "rng/rank-1.pt"} <= set(latest.files)
+    assert max(f["bytes"] for f in latest.files.values()) < 1_000_000  # the adapter only, never the frozen base
+    assert (run_dir / "artifact" / "adapter_model.safetensors").is_file()
+    assert read_status(run_dir)["state"] == "completed"
+
+
+def _worker_pid(launcher: subprocess.Popen, rank: int) -> int | None:
+    for child in psutil.Process(launcher.pid).children(recursive=True):
+        try:
+            if child.environ().get("RANK") == str(rank) and "tunewise.scale.worker" in child.cmdline():
+                return child.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def _stop_after_step(monkeypatch, step: int) -> None:
+    """Make the next in-process run crash right after logging `step` (its checkpoint before it is kept)."""
+    real_append = MetricsLog.append
+
+    def append(self, record):
+        real_append(self, record)
+        if record["step"] == step:
+            raise KeyboardInterrupt("stopped by the test")
+
+    monkeypatch.setattr(MetricsLog, "append", append)
+
+
+def test_fsdp_full_resumes_across_world_sizes_and_a_killed_rank_fails_the_job(tiny_model_dir, tmp_path, workspace,
+                                                                             monkeypatch):
+    data = write_chat_dataset(tmp_path / "train.jsonl", rows=48)
+    reference = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "full", "one", 1)))
+    run_dir = workspace / "runs" / "resized"
+
+    def resized(processes: int) -> dict:
+        # Only the number of processes changes: the same run, its step kept at 2 micro-batches (batch_plan.json).
+        return _raw(tiny_model_dir, data, "full", "resized", processes, accumulation=2)
+
+    # One process trains steps 1-3 and stops; its checkpoint at step 2 is in the one-process format.
+    with monkeypatch.context() as patch:
+        _stop_after_step(patch, 3)
+        with pytest.raises(KeyboardInterrupt):
+            run_training_job(load_spec(raw=resized(1)))
+
+    # Two processes (FSDP2) resume it; rank 1 is killed once step 5 is logged (the checkpoint of step 4 is sharded).
+    proc = _launch(tmp_path, resized(2))
+    deadline = time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        rows = _rows(run_dir)
+        if rows and rows[-1]["step"] >= 5:
+            break
+        time.sleep(0.05)
+    victim = _worker_pid(proc, 1)
+    assert victim is not None, "the run ended before rank 1 could be killed"
+    killed_at = time.monotonic()
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert time.monotonic() - killed_at < 60, "the job hung after a rank died"
+    assert proc.returncode == 1
+    assert "training process rank 1" in err and "SIGKILL" in err and "resume" in err
+    assert read_status(run_dir)["state"] == "failed"
+    latest = CheckpointManager(run_dir / "checkpoints").latest()
+    assert latest.step == 4 and "dcp/__1_0.distcp" in latest.files  # sharded: each rank wrote its half
+    assert "2 processes: fsdp-zero2, micro-batch 2 x accumulation 1" in err
+    assert "resuming from checkpoint at step 2" in err
+
+    # The same run on one process again: it loads the sharded checkpoint and finishes like the reference.
+    resumed = run_training_job(load_spec(raw=resized(1)))
+    assert resumed.resumed_from == 4 and resumed.steps == STEPS
+    _assert_same_losses(_rows(run_dir), _rows(reference.run_dir))
+    plan = json.loads((run_dir / "batch_plan.json").read_text())
+    assert (plan["world_size"], plan["gradient_accumulation"]) == (1, 2)
