@@ -12,19 +12,28 @@ the manifest once all have. docs/checkpoints.md describes the format for users.
 from __future__ import annotations
 
 import logging
-import math
-import re
 import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import CheckpointError
+from tunewise.train.checkpoint_info import (
+    ARTIFACT_DIR,
+    FORMAT_VERSION,
+    STEP_DIR,
+    CheckpointInfo,
+    RankGroup,
+    data_dir,
+    files_under,
+    finite,
+    float_metrics,
+    step_dir_name,
+)
 from tunewise.train.checkpoint_policy import SavePolicy
-from tunewise.train.checkpoint_store import MANIFEST, TMP_PREFIX, ManifestUnreadable, Mismatch, Store
+from tunewise.train.checkpoint_store import TMP_PREFIX, ManifestUnreadable, Mismatch, Store
 
 if TYPE_CHECKING:
     from tunewise.spec import CheckpointSpec
@@ -32,8 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 __all__ = ["CheckpointInfo", "CheckpointManager", "CheckpointWarning", "SavePolicy"]
 
-FORMAT_VERSION = 1
-_STEP_DIR = re.compile(r"^step-(\d{8,})$")
 # Temp dirs last modified before this process started belong to a dead writer.
 _PROCESS_STARTED = time.time()
 
@@ -44,39 +51,6 @@ class CheckpointWarning(UserWarning):
 
 class _NewerFormat(Exception):
     """A manifest in a format this version cannot read: skipped, never deleted."""
-
-
-def step_dir_name(step: int) -> str:
-    return f"step-{step:08d}"
-
-
-@dataclass
-class CheckpointInfo:
-    step: int
-    uri: str  # the checkpoint directory: a local path, or a URL for remote stores
-    metrics: dict[str, float]
-    created_at: float  # seconds since the epoch
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative path -> {"sha256", "bytes"}
-    prefix: str = ""  # the folder inside the checkpoint that holds `files` (object stores: the upload's)
-
-    @property
-    def name(self) -> str:
-        return step_dir_name(self.step)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(int(f["bytes"]) for f in self.files.values())
-
-
-class RankGroup(Protocol):
-    """The processes saving one checkpoint together (tunewise.train.distributed.Ranks)."""
-
-    rank: int
-    world: int
-
-    def broadcast(self, obj: Any) -> Any: ...
-
-    def gather(self, obj: Any) -> list[Any] | None: ...
 
 
 class CheckpointManager:
@@ -149,14 +123,14 @@ class CheckpointManager:
         """
         if step < 0:
             raise CheckpointError(f"checkpoint step must be 0 or more, got {step}")
-        sources = _files_under(Path(local_dir))
+        sources = files_under(Path(local_dir))
         name = step_dir_name(step)
         with self._lock:
             try:
                 target = self._begin(name)
                 try:
                     files = self._upload(sources, target)
-                    info = self._commit(step, target, files, _float_metrics(metrics))
+                    info = self._commit(step, target, files, float_metrics(metrics))
                 except BaseException:
                     self._abandon(target)
                     raise
@@ -166,6 +140,37 @@ class CheckpointManager:
             self._prune_quietly(info)
         logger.info("saved checkpoint %s (%d files, %.1f MB)", info.uri, len(info.files), info.total_bytes / 1e6)
         return info
+
+    def save_artifact(self, step: int, local_dir: str | Path) -> str:
+        """Store the run's final artifact (adapter or model) as `<root>/artifact/`, committed like a
+        checkpoint: a reader sees the previous complete artifact or the new one, never a mix. Returns its URI.
+
+        Pruning and `list()` leave it alone; `fetch_artifact()` reads it back.
+        """
+        sources = files_under(Path(local_dir))
+        with self._lock:
+            try:
+                target = self._begin(ARTIFACT_DIR)
+                try:
+                    info = self._commit(step, target, self._upload(sources, target), {}, name=ARTIFACT_DIR)
+                except BaseException:
+                    self._abandon(target)
+                    raise
+            except OSError as err:
+                raise CheckpointError(f"cannot store the artifact in {self.root}: {err}",
+                                      hint="check that the directory or bucket exists and is writable") from None
+        return info.uri
+
+    def fetch_artifact(self, dest: str | Path) -> Path | None:
+        """The stored artifact, downloaded into `dest/artifact/` and verified; None if none was stored."""
+        manifest = self._store.read_manifest(ARTIFACT_DIR)
+        if manifest is None:
+            return None
+        try:
+            return self._store.download_verified(ARTIFACT_DIR, dict(manifest["files"]), Path(dest),
+                                                 prefix=str(manifest.get("prefix") or ""))
+        except Mismatch as err:
+            raise CheckpointError(f"the artifact in {self.root} is corrupt: {err}") from None
 
     def save_sharded(self, step: int, local_dir: str | Path, metrics: dict[str, float] | None, *, ranks: RankGroup,
                      owns: Any) -> CheckpointInfo:
@@ -187,14 +192,14 @@ class CheckpointManager:
         files: dict[str, dict[str, Any]] = {}
         if problem is None:
             try:
-                sources = {rel: src for rel, src in _files_under(Path(local_dir)).items() if owns(rel)}
+                sources = {rel: src for rel, src in files_under(Path(local_dir)).items() if owns(rel)}
                 files = self._upload(sources, target)
             except (OSError, CheckpointError) as err:
                 problem = f"rank {ranks.rank}: {getattr(err, 'message', err)}"
         gathered = ranks.gather((files, problem))
         outcome: tuple[str, Any] = ("error", problem)
         if ranks.rank == 0:
-            outcome = self._commit_gathered(step, target, gathered, _float_metrics(metrics))
+            outcome = self._commit_gathered(step, target, gathered, float_metrics(metrics))
         status, value = ranks.broadcast(outcome)
         if status == "error":
             raise CheckpointError(f"cannot write checkpoint {name} to {self.root}: {value}",
@@ -238,8 +243,9 @@ class CheckpointManager:
             files[rel] = {"sha256": sha, "bytes": size}
         return files
 
-    def _commit(self, step: int, target: str, files: dict[str, dict[str, Any]], metrics: dict[str, float]) -> CheckpointInfo:
-        store, name = self._store, step_dir_name(step)
+    def _commit(self, step: int, target: str, files: dict[str, dict[str, Any]], metrics: dict[str, float],
+                name: str | None = None) -> CheckpointInfo:
+        store, name = self._store, name or step_dir_name(step)
         manifest = {"format_version": FORMAT_VERSION, "step": step, "created_at": time.time(), "metrics": metrics,
                     "files": files}
         if store.commit_by_rename:
@@ -280,7 +286,7 @@ class CheckpointManager:
                 if mtime is None or mtime < _PROCESS_STARTED:
                     logger.info("removing leftover temp dir %s", store.uri(store.join(name)))
                     store.remove_tree(store.join(name))
-            elif _STEP_DIR.match(name):
+            elif STEP_DIR.match(name):
                 try:
                     info = self._read_info(name)
                 except ManifestUnreadable:
@@ -310,7 +316,7 @@ class CheckpointManager:
         """Checkpoints whose manifest exists, oldest first. File contents are not verified."""
         infos = []
         for name in self._store.child_dirs():
-            if not _STEP_DIR.match(name):
+            if not STEP_DIR.match(name):
                 continue
             try:
                 info = self._read_info(name)
@@ -388,9 +394,14 @@ class CheckpointManager:
             return Path(store.join(info.name))
         return self._download(info, Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="tunewise-ckpt-")))
 
+    @property
+    def remote(self) -> bool:
+        """The root is an object store (or any fsspec URL other than local disk)."""
+        return not self._store.is_local
+
     def local_path(self, info: CheckpointInfo) -> Path | None:
         """The checkpoint's directory when the store is local disk (not verified here), else None."""
-        return Path(self._store.join(_data_dir(info))) if self._store.is_local else None
+        return Path(self._store.join(data_dir(info))) if self._store.is_local else None
 
     def fetch_latest(self, dest: str | Path | None = None) -> tuple[CheckpointInfo, Path] | None:
         """(info, local dir) of the newest checkpoint that verifies; corrupt ones are skipped with a warning.
@@ -410,7 +421,7 @@ class CheckpointManager:
     # --- helpers -------------------------------------------------------------------------------
 
     def _ranked(self, infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
-        scored = [i for i in infos if _finite(i.metrics.get(self.metric))]
+        scored = [i for i in infos if finite(i.metrics.get(self.metric))]
         sign = 1.0 if self.mode == "min" else -1.0
         return sorted(scored, key=lambda i: (sign * i.metrics[self.metric], -i.step))
 
@@ -420,7 +431,7 @@ class CheckpointManager:
         signature = store.stat_signature(info.name, sorted(info.files))
         if signature is not None and self._verified.get(directory) == (info.created_at, signature):
             return None  # unchanged since this manager hashed it
-        problem = store.find_mismatch(_data_dir(info), info.files)
+        problem = store.find_mismatch(data_dir(info), info.files)
         if problem is None and signature is not None:
             self._verified[directory] = (info.created_at, signature)
         return problem
@@ -437,27 +448,3 @@ class CheckpointManager:
             raise CheckpointError(f"checkpoint {info.uri} is corrupt: {err}") from None
         except OSError as err:
             raise CheckpointError(f"cannot download checkpoint {info.uri} to {dest}: {err}") from None
-
-
-def _files_under(local_dir: Path) -> dict[str, Path]:
-    if not local_dir.is_dir():
-        raise CheckpointError(f"checkpoint source {local_dir} is not a directory")
-    files = {p.relative_to(local_dir).as_posix(): p for p in sorted(local_dir.rglob("*")) if p.is_file()}
-    if not files:
-        raise CheckpointError(f"checkpoint source {local_dir} holds no files")
-    if MANIFEST in files:
-        raise CheckpointError(f"{local_dir / MANIFEST}: that name is reserved for the checkpoint manifest",
-                              hint="rename the file the trainer writes")
-    return files
-
-
-def _data_dir(info: CheckpointInfo) -> str:
-    return f"{info.name}/{info.prefix}" if info.prefix else info.name
-
-
-def _float_metrics(metrics: dict[str, float] | None) -> dict[str, float]:
-    return {k: float(v) for k, v in (metrics or {}).items()}
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -114,6 +114,18 @@ def join_process_group(backend: str, device: str, timeout_s: float) -> Ranks:
     return ranks
 
 
+def current_ranks() -> Ranks:
+    """This process's Ranks in the process group it already joined; SINGLE when it joined none."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return SINGLE
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = f"cuda:{local_rank}" if dist.get_backend() == "nccl" else "cpu"
+    return Ranks(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=local_rank,
+                 local_world=int(os.environ.get("LOCAL_WORLD_SIZE", dist.get_world_size())), device=device)
+
+
 def leave_process_group() -> None:
     import torch.distributed as dist
 

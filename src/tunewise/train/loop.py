@@ -18,14 +18,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from tunewise.train.batches import BatchPlan
 from tunewise.train.checkpoint import CheckpointManager, SavePolicy
 from tunewise.train.compile import AUTO_DECIDE_AT_STEP, compile_if_worth_it
-from tunewise.train.distributed import SINGLE, Ranks
+from tunewise.train.distributed import Ranks
 from tunewise.train.metrics_log import MetricsLog, peak_memory_mb, system_metrics
 from tunewise.train.parallel import ParallelModel
 from tunewise.train.progress import TrainingProgress

@@ -21,6 +21,26 @@ from tunewise.train.distributed import SINGLE, Ranks
 console = Console(stderr=True)
 
 
+def count_parameters(model: Any) -> tuple[int, int]:
+    """(trainable, total) as peft counts them (4-bit weights count at their real size)."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return model.get_nb_trainable_parameters()
+    total = sum(p.numel() for p in model.parameters())
+    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
+
+
+def store_artifact_remotely(manager: Any, step: int, artifact: Path, run_dir: Path) -> None:
+    """With checkpoints on object storage, the artifact goes there too (`<checkpoint.dir>/artifact/`), so
+    a job on a machine that goes away leaves its result where the checkpoints are."""
+    if not manager.remote:
+        return
+    from tunewise.train.run import write_status
+
+    uri = manager.save_artifact(step, artifact)
+    write_status(run_dir, artifact_uri=uri)
+    console.print(f"artifact stored: {uri}")
+
+
 class TrainingSession:
     """One supervised run, in this process; with several processes (`ranks`) every process runs it,
     and rank 0 alone writes the run directory's reports, metrics, status and artifact."""
@@ -235,4 +255,5 @@ class TrainingSession:
         artifact = self.write_artifact(parallel, tokenizer, base_dir)
         if artifact is not None:
             console.print(f"artifact: {artifact}")
+            store_artifact_remotely(manager, state.step, artifact, self.run_dir)
         return RunResult(self.run_dir, "completed", state.step, resumed_from=resumed_from)
