@@ -191,7 +191,13 @@ class Store:
     # --- writing -------------------------------------------------------------------------------
 
     def make_root(self) -> None:
-        self.fs.makedirs(self.root, exist_ok=True)
+        self._makedirs(self.root)
+
+    def _makedirs(self, path: str) -> None:
+        # Object stores have no directories to make, and s3fs's makedirs would create a missing
+        # bucket: a typo in checkpoint.dir must fail, not leave a new bucket behind.
+        if not _is_object_store(self.fs):
+            self.fs.makedirs(path, exist_ok=True)
 
     def new_temp_dir(self, name: str) -> str:
         path = self.join(f"{TMP_PREFIX}{name}-{uuid.uuid4().hex}")
@@ -219,7 +225,7 @@ class Store:
         if self.is_local:
             os.makedirs(parent, exist_ok=True)
         else:
-            self.fs.makedirs(parent, exist_ok=True)
+            self._makedirs(parent)
 
         def copy() -> tuple[str, int]:
             digest, size = hashlib.sha256(), 0
@@ -301,6 +307,11 @@ class Store:
             return os.stat(self.join(name)).st_mtime
         except OSError:
             return None
+
+
+def _is_object_store(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return bool(set(protocols) & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
 
 
 def _compare(rel: str, sha: str, size: int, expected: dict[str, Any]) -> str | None:

@@ -4,79 +4,13 @@ broadcast and gather); tests/integration/test_multiprocess.py runs it in real pr
 
 from __future__ import annotations
 
-import threading
 import uuid
-from pathlib import Path
 
 import pytest
 
+from tests.thread_ranks import save_on_threads, write_shards
 from tunewise.errors import CheckpointError
 from tunewise.train.checkpoint import CheckpointManager
-from tunewise.train.state_sharded import owner_rank
-
-
-class ThreadRanks:
-    """`world` threads acting as ranks: broadcast and gather through shared slots and a barrier."""
-
-    def __init__(self, world: int):
-        self.world = world
-        self._barrier = threading.Barrier(world, timeout=30)
-        self._slots: list = [None] * world
-
-    def rank(self, rank: int) -> _Rank:
-        return _Rank(self, rank)
-
-
-class _Rank:
-    def __init__(self, group: ThreadRanks, rank: int):
-        self.group, self.rank, self.world = group, rank, group.world
-
-    def broadcast(self, obj):
-        if self.rank == 0:
-            self.group._slots[0] = obj
-        self.group._barrier.wait()
-        value = self.group._slots[0]
-        self.group._barrier.wait()
-        return value
-
-    def gather(self, obj):
-        self.group._slots[self.rank] = obj
-        self.group._barrier.wait()
-        out = list(self.group._slots) if self.rank == 0 else None
-        self.group._barrier.wait()
-        return out
-
-
-def _shards(folder: Path, world: int) -> Path:
-    """What `world` ranks of one machine write into their shared staging directory."""
-    for rank in range(world):
-        (folder / "dcp").mkdir(parents=True, exist_ok=True)
-        (folder / "dcp" / f"__{rank}_0.distcp").write_bytes(bytes([rank]) * (1000 + rank))
-        (folder / "rng").mkdir(exist_ok=True)
-        (folder / "rng" / f"rank-{rank}.pt").write_bytes(b"rng%d" % rank)
-    (folder / "dcp" / ".metadata").write_bytes(b"meta")
-    (folder / "state.json").write_text('{"step": 1}')
-    return folder
-
-
-def _save_on_threads(manager: CheckpointManager, step: int, folders: list[Path]) -> list:
-    group = ThreadRanks(len(folders))
-    results: list = [None] * len(folders)
-
-    def run(rank: int) -> None:
-        ranks = group.rank(rank)
-        try:
-            results[rank] = manager.save_sharded(step, folders[rank], {"val_loss": 1.0}, ranks=ranks,
-                                                 owns=lambda rel: owner_rank(rel) == rank)
-        except CheckpointError as err:
-            results[rank] = err
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(len(folders))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -85,9 +19,9 @@ def root(request, tmp_path) -> str:
 
 
 def test_every_rank_stores_its_files_and_the_manifest_lists_them_all(root, tmp_path):
-    folder = _shards(tmp_path / "staging", world=2)
+    folder = write_shards(tmp_path / "staging", world=2)
     manager = CheckpointManager(root, keep_last=2)
-    infos = _save_on_threads(manager, 1, [folder, folder])  # one machine: the directory is shared
+    infos = save_on_threads(manager, 1, [folder, folder])  # one machine: the directory is shared
     assert infos[0].step == infos[1].step == 1
     assert sorted(infos[0].files) == ["dcp/.metadata", "dcp/__0_0.distcp", "dcp/__1_0.distcp", "rng/rank-0.pt",
                                       "rng/rank-1.pt", "state.json"]
@@ -98,26 +32,26 @@ def test_every_rank_stores_its_files_and_the_manifest_lists_them_all(root, tmp_p
 def test_ranks_on_separate_machines_each_store_their_own(tmp_path):
     # Each machine's staging directory holds only what its ranks wrote.
     node0, node1 = tmp_path / "node0", tmp_path / "node1"
-    _shards(node0, world=2)
-    _shards(node1, world=2)
+    write_shards(node0, world=2)
+    write_shards(node1, world=2)
     (node0 / "dcp" / "__1_0.distcp").unlink()
     (node1 / "dcp" / "__0_0.distcp").write_bytes(b"not mine: never stored")
     manager = CheckpointManager(tmp_path / "ckpt")
-    info = _save_on_threads(manager, 3, [node0, node1])[0]
+    info = save_on_threads(manager, 3, [node0, node1])[0]
     assert info.files["dcp/__0_0.distcp"]["bytes"] == 1000
     assert info.files["dcp/__1_0.distcp"]["bytes"] == 1001
 
 
 def test_a_rank_that_fails_leaves_nothing_committed(root, tmp_path):
-    good = _shards(tmp_path / "staging", world=2)
+    good = write_shards(tmp_path / "staging", world=2)
     manager = CheckpointManager(root, keep_last=3)
-    assert all(not isinstance(r, Exception) for r in _save_on_threads(manager, 1, [good, good]))
+    assert all(not isinstance(r, Exception) for r in save_on_threads(manager, 1, [good, good]))
     missing = tmp_path / "gone"  # rank 1 lost its staging directory
-    results = _save_on_threads(manager, 2, [good, missing])
+    results = save_on_threads(manager, 2, [good, missing])
     assert all(isinstance(r, CheckpointError) for r in results)
     assert "rank 1" in results[0].message and "rank 1" in results[1].message
     assert [i.step for i in CheckpointManager(root).list()] == [1]  # the previous checkpoint stays the latest
-    _save_on_threads(manager, 3, [good, good])
+    save_on_threads(manager, 3, [good, good])
     assert [i.step for i in CheckpointManager(root).list()] == [1, 3]
 
 
