@@ -4,6 +4,8 @@
 - FSDP2 for full fine-tuning, started from a one-process checkpoint (1 -> 2 processes); one rank
   SIGKILLed mid-run fails the job at once, naming the rank; the run then resumes from the last
   complete sharded checkpoint in one process (2 -> 1) and ends where the one-process run ends.
+- DeepSpeed ZeRO-3 (on CPU through its CPU accelerator and gloo) matches the one-process run too;
+  its checkpoints resume on the same number of processes only, and saying so is an error, not a crash.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ import pytest
 import yaml
 
 from tests.helpers import tiny_spec, write_chat_dataset
+from tunewise.errors import CheckpointError
 from tunewise.spec import load_spec
 from tunewise.train.checkpoint import CheckpointManager
 from tunewise.train.metrics_log import MetricsLog
-from tunewise.train.run import read_status, run_training_job
+from tunewise.train.run import read_status, run_training_job, write_status
 
 STEPS = 6
 TOLERANCE = 2e-4  # the same sums in another order: float32 rounding, no more
@@ -49,6 +52,23 @@ def _launch(tmp_path: Path, raw: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.fixture(scope="module")
+def full_reference(tiny_model_dir, tmp_path_factory) -> tuple[Path, list[dict]]:
+    """One process fine-tuning every weight: the data file and the metrics the other runs must match."""
+    folder = tmp_path_factory.mktemp("full-reference")
+    data = write_chat_dataset(folder / "train.jsonl", rows=48)
+    previous = os.environ.get("TUNEWISE_HOME")
+    os.environ["TUNEWISE_HOME"] = str(folder / "home")
+    try:
+        result = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "full", "one", 1)))
+    finally:
+        if previous is None:
+            os.environ.pop("TUNEWISE_HOME", None)
+        else:
+            os.environ["TUNEWISE_HOME"] = previous
+    return data, _rows(result.run_dir)
+
+
 def _rows(run_dir: Path) -> list[dict]:
     return MetricsLog(run_dir / "metrics.jsonl").read()
 
@@ -65,11 +85,10 @@ def test_two_process_ddp_lora_matches_one_process(tiny_model_dir, tmp_path, work
     data = write_chat_dataset(tmp_path / "train.jsonl", rows=48)
     reference = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "one", 1)))
 
-    proc = _launch(tmp_path, _raw(tiny_model_dir, data, "lora", "two", 2))
-    out, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err[-3000:]
-    assert "launching 2 training processes" in err and "2 processes: ddp" in err
-    run_dir = workspace / "runs" / "two"
+    result = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "two", 2)))  # launches 2 workers
+    assert result.steps == STEPS and result.resumed_from is None
+    run_dir = result.run_dir
+    assert json.loads((run_dir / "batch_plan.json").read_text())["world_size"] == 2
     _assert_same_losses(_rows(run_dir), _rows(reference.run_dir))
     latest = CheckpointManager(run_dir / "checkpoints").latest()
     assert {"dcp/__0_0.distcp", "dcp/__1_0.distcp", "rng/rank-1.pt"} <= set(latest.files)
@@ -101,9 +120,8 @@ def _stop_after_step(monkeypatch, step: int) -> None:
 
 
 def test_fsdp_full_resumes_across_world_sizes_and_a_killed_rank_fails_the_job(tiny_model_dir, tmp_path, workspace,
-                                                                             monkeypatch):
-    data = write_chat_dataset(tmp_path / "train.jsonl", rows=48)
-    reference = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "full", "one", 1)))
+                                                                             monkeypatch, full_reference):
+    data, reference_rows = full_reference
     run_dir = workspace / "runs" / "resized"
 
     def resized(processes: int) -> dict:
@@ -141,6 +159,24 @@ def test_fsdp_full_resumes_across_world_sizes_and_a_killed_rank_fails_the_job(ti
     # The same run on one process again: it loads the sharded checkpoint and finishes like the reference.
     resumed = run_training_job(load_spec(raw=resized(1)))
     assert resumed.resumed_from == 4 and resumed.steps == STEPS
-    _assert_same_losses(_rows(run_dir), _rows(reference.run_dir))
+    _assert_same_losses(_rows(run_dir), reference_rows)
     plan = json.loads((run_dir / "batch_plan.json").read_text())
     assert (plan["world_size"], plan["gradient_accumulation"]) == (1, 2)
+
+
+def test_deepspeed_zero3_matches_one_process(tiny_model_dir, tmp_path, workspace, full_reference):
+    pytest.importorskip("deepspeed", reason="the deepspeed extra")
+    data, reference_rows = full_reference
+    raw = _raw(tiny_model_dir, data, "full", "zero3", 2)
+    raw["resources"].update(engine="deepspeed", sharding="zero3")
+    run_dir = run_training_job(load_spec(raw=raw)).run_dir
+    assert "2 processes: deepspeed-zero3" in (run_dir / "logs" / "rank-1.log").read_text()
+    _assert_same_losses(_rows(run_dir), reference_rows)
+    latest = CheckpointManager(run_dir / "checkpoints").latest()
+    assert {f for f in latest.files if "zero_pp_rank_1" in f}, "rank 1 stored its ZeRO partition"
+    assert (run_dir / "artifact" / "model.safetensors").is_file()  # gathered from the partitions
+
+    write_status(run_dir, state="failed")  # as if it had stopped: a re-run resumes from its last checkpoint
+    raw["resources"] = {"nproc_per_node": 1}  # ... but one process cannot read DeepSpeed's partitions
+    with pytest.raises(CheckpointError, match="written with resources.engine: deepspeed"):
+        run_training_job(load_spec(raw=raw))

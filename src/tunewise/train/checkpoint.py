@@ -33,7 +33,12 @@ from tunewise.train.checkpoint_info import (
     step_dir_name,
 )
 from tunewise.train.checkpoint_policy import SavePolicy
-from tunewise.train.checkpoint_store import TMP_PREFIX, ManifestUnreadable, Mismatch, Store
+from tunewise.train.checkpoint_store import (
+    TMP_PREFIX,
+    ManifestUnreadable,
+    Mismatch,
+    Store,
+)
 
 if TYPE_CHECKING:
     from tunewise.spec import CheckpointSpec

@@ -29,7 +29,11 @@ from tunewise.train.metrics_log import MetricsLog, peak_memory_mb, system_metric
 from tunewise.train.parallel import ParallelModel
 from tunewise.train.progress import TrainingProgress
 from tunewise.train.state import LoopState, write_checkpoint
-from tunewise.train.state_sharded import owner_rank, read_any_checkpoint, write_sharded_checkpoint
+from tunewise.train.state_sharded import (
+    owner_rank,
+    read_any_checkpoint,
+    write_sharded_checkpoint,
+)
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,7 @@ def save_checkpoint(manager: CheckpointManager, parallel: ParallelModel, optimiz
                                   if ranks.is_main else None))
     folder.mkdir(parents=True, exist_ok=True)  # ranks on other machines
     try:
-        write_sharded_checkpoint(folder, parallel.model, optimizer, scheduler, state, ranks)
+        write_sharded_checkpoint(folder, parallel, optimizer, scheduler, state)
         manager.save_sharded(state.step, folder, metrics, ranks=ranks,
                              owns=lambda rel: owner_rank(rel) == ranks.rank)
     finally:
@@ -160,8 +164,7 @@ def resume_if_possible(manager: CheckpointManager, parallel: ParallelModel, opti
         ranks.barrier()  # every machine has its copy
     if folder is None:
         return None
-    return read_any_checkpoint(Path(folder), parallel.model, optimizer, scheduler, ranks,
-                               one_process_format=parallel.strategy == "single", seed=cfg.seed)
+    return read_any_checkpoint(Path(folder), parallel, optimizer, scheduler, seed=cfg.seed)
 
 
 def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, val_plan: BatchPlan | None,

@@ -116,7 +116,10 @@ class ParallelModel:
         others; None when the model is not sharded and can save itself."""
         if not self.sharded:
             return None
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+        )
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=trainable_only)
         return get_model_state_dict(self.model, options=options)

@@ -10,6 +10,7 @@ re-run skips finished stages and resumes the one that was interrupted. The first
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import time

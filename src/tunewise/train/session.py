@@ -195,7 +195,12 @@ class TrainingSession:
     def run(self) -> Any:
         from tunewise.train.batches import BatchPlan
         from tunewise.train.checkpoint import CheckpointManager, SavePolicy
-        from tunewise.train.loop import LoopConfig, resume_if_possible, total_steps_for, train_loop
+        from tunewise.train.loop import (
+            LoopConfig,
+            resume_if_possible,
+            total_steps_for,
+            train_loop,
+        )
         from tunewise.train.metrics_log import MetricsLog
         from tunewise.train.parallel import parallelize
         from tunewise.train.run import RunResult, seed_everything, write_status

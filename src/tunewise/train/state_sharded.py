@@ -7,6 +7,8 @@ A job of several processes saves, next to the same `scheduler.pt` and `state.jso
                                              parameter name, each rank writing its own shards
     rng/rank-<rank>.pt                       each process's RNG states
 
+(With DeepSpeed, `deepspeed/state/` holds its own partitioned files instead of `dcp/`: see scale/deepspeed.py.)
+
 Keys are parameter names, not positions, and DCP records how each tensor was split, so the same
 checkpoint loads into 1, 2 or N processes, replicated (DDP) or sharded (FSDP) alike. A one-process
 checkpoint (`trainable.safetensors` + `optimizer.pt`, tunewise.train.state) loads into several
@@ -27,13 +29,20 @@ import numpy as np
 import torch
 
 from tunewise.errors import CheckpointError
-from tunewise.train.distributed import Ranks
-from tunewise.train.state import LoopState, read_checkpoint, restore_rng_states, rng_states
+from tunewise.train.state import (
+    LoopState,
+    read_checkpoint,
+    restore_rng_states,
+    rng_states,
+)
 
 DCP_DIR = "dcp"
 RNG_DIR = "rng"
-# DCP's file system writer names the files of rank r `__<r>_<n>.distcp`; anything else (.metadata) is rank 0's.
+DEEPSPEED_DIR = "deepspeed/state"
+# DCP's file system writer names the files of rank r `__<r>_<n>.distcp`, DeepSpeed its ZeRO partitions
+# `zero_pp_rank_<r>_mp_rank_00_*.pt`; anything else (.metadata, DeepSpeed's model states) is rank 0's.
 _SHARD_FILE = re.compile(rf"^{DCP_DIR}/__(\d+)_\d+\.distcp$")
+_PARTITION_FILE = re.compile(rf"^{DEEPSPEED_DIR}/zero_pp_rank_(\d+)_")
 _RNG_FILE = re.compile(rf"^{RNG_DIR}/rank-(\d+)\.pt$")
 
 
@@ -43,7 +52,7 @@ def is_sharded_checkpoint(folder: Path) -> bool:
 
 def owner_rank(relative_path: str) -> int:
     """The rank that stores file `relative_path` of a sharded checkpoint (the one that wrote it)."""
-    for pattern in (_SHARD_FILE, _RNG_FILE):
+    for pattern in (_SHARD_FILE, _PARTITION_FILE, _RNG_FILE):
         match = pattern.match(relative_path)
         if match:
             return int(match.group(1))
@@ -68,13 +77,16 @@ def _trainable_state_dicts(model: Any, optimizer: Any) -> tuple[dict[str, Any], 
     return {k: v for k, v in model_state.items() if k in trainable}, optim_state
 
 
-def write_sharded_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, state: LoopState,
-                             ranks: Ranks) -> None:
+def write_sharded_checkpoint(folder: Path, parallel: Any, optimizer: Any, scheduler: Any, state: LoopState) -> None:
     """Every rank writes its part of the checkpoint into `folder` (the same path on every rank)."""
     import torch.distributed.checkpoint as dcp
 
-    model_state, optim_state = _trainable_state_dicts(model, optimizer)
-    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder / DCP_DIR))
+    ranks = parallel.ranks
+    if hasattr(parallel, "write_state"):  # DeepSpeed: its own partitioned format
+        parallel.write_state(folder)
+    else:
+        model_state, optim_state = _trainable_state_dicts(parallel.model, optimizer)
+        dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder / DCP_DIR))
     (folder / RNG_DIR).mkdir(parents=True, exist_ok=True)
     torch.save(rng_states(), folder / RNG_DIR / f"rank-{ranks.rank}.pt")
     if ranks.is_main:
@@ -82,20 +94,25 @@ def write_sharded_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler
         (folder / "state.json").write_text(json.dumps(asdict(state), indent=2))
 
 
-def read_any_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, ranks: Ranks, *,
-                        one_process_format: bool, seed: int) -> LoopState:
+def read_any_checkpoint(folder: Path, parallel: Any, optimizer: Any, scheduler: Any, *, seed: int) -> LoopState:
     """Load a checkpoint of any number of processes into this job's model (wrapped or not) and optimizer.
 
-    Args:
-        one_process_format: this job runs as one process with the model unwrapped: a one-process
-            checkpoint then loads exactly as it always has.
-        seed: the run's seed, to seed the RNG of a rank the checkpoint has no RNG state for (the job
-            grew), from the seed, the step and the rank.
+    A one-process job with the model unwrapped loads a one-process checkpoint exactly as it always has.
+    `seed` (the run's) seeds the RNG of a rank the checkpoint has no RNG state for (the job grew),
+    from the seed, the step and the rank.
     """
-    sharded = is_sharded_checkpoint(folder)
-    if not sharded and one_process_format:
+    model, ranks = parallel.model, parallel.ranks
+    by_deepspeed = (folder / DEEPSPEED_DIR).is_dir()
+    if by_deepspeed != hasattr(parallel, "read_state"):
+        written = "DeepSpeed" if by_deepspeed else "torch"
+        raise CheckpointError(f"checkpoint {folder} was written with resources.engine: {written.lower()}",
+                              hint=f"resume it with engine: {written.lower()} (DeepSpeed: on as many processes as wrote it), or start over with --restart")
+    sharded = by_deepspeed or is_sharded_checkpoint(folder)
+    if not sharded and parallel.strategy == "single":
         return read_checkpoint(folder, model, optimizer, scheduler)
-    if sharded:
+    if by_deepspeed:
+        parallel.read_state(folder)
+    elif sharded:
         _load_dcp(folder, model, optimizer)
     else:
         _load_one_process_format(folder, model, optimizer)
