@@ -180,3 +180,26 @@ def test_deepspeed_zero3_matches_one_process(tiny_model_dir, tmp_path, workspace
     raw["resources"] = {"nproc_per_node": 1}  # ... but one process cannot read DeepSpeed's partitions
     with pytest.raises(CheckpointError, match="written with resources.engine: deepspeed"):
         run_training_job(load_spec(raw=raw))
+
+
+def test_two_process_dpo_matches_one_process(tiny_model_dir, tmp_path, workspace):
+    """TRL's trainers under the launcher: accelerate's DDP on tunewise's process group, data sharded by rank."""
+    from tests.unit.align.conftest import FIXTURES, align_spec
+
+    def raw(name: str, processes: int) -> dict:
+        spec = align_spec(tiny_model_dir, FIXTURES / "pairs.jsonl", "dpo", steps=4, name=name, adapter="lora",
+                          train={"micro_batch_size": 1, "gradient_accumulation": 2 // processes})
+        spec["resources"] = {"nproc_per_node": processes, "collective_timeout_s": 120}
+        return spec
+
+    reference = run_training_job(load_spec(raw=raw("dpo-one", 1)))
+    two = run_training_job(load_spec(raw=raw("dpo-two", 2)))
+    want, got = _rows(reference.run_dir), _rows(two.run_dir)
+    assert [r["step"] for r in got] == [r["step"] for r in want] == [1, 2, 3, 4]
+    for mine, theirs in zip(got, want):
+        for key in ("train_loss", "val_loss", "grad_norm", "reward_margin"):
+            if key in theirs:
+                assert mine[key] == pytest.approx(theirs[key], abs=TOLERANCE), (mine["step"], key)
+    latest = CheckpointManager(two.run_dir / "checkpoints").latest()
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= set(latest.files)  # each rank stored its own
+    assert (two.run_dir / "artifact" / "adapter_model.safetensors").is_file()

@@ -109,10 +109,17 @@ def _run_agent(config: Any, run_dir: Path) -> dict[int, Any]:
 
     for name in ("torch.distributed.elastic", "torch.distributed.launcher"):
         logging.getLogger(name).setLevel(logging.ERROR)  # the agent's chatter; failures come back as data
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
     try:
         elastic_launch(config, entrypoint=sys.executable)("-m", "tunewise.scale.worker", str(run_dir))
     except ChildFailedError as err:
         return dict(err.failures)
+    except SignalException as err:  # the launcher itself was signalled; the agent has stopped the workers
+        if err.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        raise TrainingProcessFailed(f"the training processes were stopped by {err.sigval.name}",
+                                    hint="run the same command again to resume from the last complete checkpoint") from None
     return {}
 
 
@@ -141,7 +148,7 @@ def _failure_error(failures: dict[int, Any], handoff: Path, run_dir: Path) -> Tu
 def _worker_environment(spec: Any, nproc: int) -> Iterator[None]:
     """Environment the workers inherit: on CPU, the cores split between them (torchrun's default of one
     thread each would leave cores idle when there are fewer processes than cores)."""
-    overrides = {"TUNEWISE_TRAINING_WORKER": "1"}
+    overrides: dict[str, str] = {}
     if spec.train.device != "cuda" and "OMP_NUM_THREADS" not in os.environ:
         overrides["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
     saved = {k: os.environ.get(k) for k in overrides}

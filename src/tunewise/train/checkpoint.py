@@ -130,19 +130,7 @@ class CheckpointManager:
             raise CheckpointError(f"checkpoint step must be 0 or more, got {step}")
         sources = files_under(Path(local_dir))
         name = step_dir_name(step)
-        with self._lock:
-            try:
-                target = self._begin(name)
-                try:
-                    files = self._upload(sources, target)
-                    info = self._commit(step, target, files, float_metrics(metrics))
-                except BaseException:
-                    self._abandon(target)
-                    raise
-            except OSError as err:
-                raise CheckpointError(f"cannot write checkpoint {name} to {self.root}: {err}",
-                                      hint="check that the directory or bucket exists and is writable") from None
-            self._prune_quietly(info)
+        info = self._store_atomically(step, sources, float_metrics(metrics), name=name, what=f"checkpoint {name}")
         logger.info("saved checkpoint %s (%d files, %.1f MB)", info.uri, len(info.files), info.total_bytes / 1e6)
         return info
 
@@ -153,18 +141,26 @@ class CheckpointManager:
         Pruning and `list()` leave it alone; `fetch_artifact()` reads it back.
         """
         sources = files_under(Path(local_dir))
+        return self._store_atomically(step, sources, {}, name=ARTIFACT_DIR, what="the artifact").uri
+
+    def _store_atomically(self, step: int, sources: dict[str, Path], metrics: dict[str, float], *, name: str,
+                          what: str) -> CheckpointInfo:
+        """Begin, upload and commit `sources` as `name` (then prune, for checkpoints); on failure
+        nothing is committed and the partial upload is removed."""
         with self._lock:
             try:
-                target = self._begin(ARTIFACT_DIR)
+                target = self._begin(name)
                 try:
-                    info = self._commit(step, target, self._upload(sources, target), {}, name=ARTIFACT_DIR)
+                    info = self._commit(step, target, self._upload(sources, target), metrics, name=name)
                 except BaseException:
                     self._abandon(target)
                     raise
             except OSError as err:
-                raise CheckpointError(f"cannot store the artifact in {self.root}: {err}",
+                raise CheckpointError(f"cannot write {what} to {self.root}: {err}",
                                       hint="check that the directory or bucket exists and is writable") from None
-        return info.uri
+            if name != ARTIFACT_DIR:
+                self._prune_quietly(info)
+        return info
 
     def fetch_artifact(self, dest: str | Path) -> Path | None:
         """The stored artifact, downloaded into `dest/artifact/` and verified; None if none was stored."""

@@ -82,12 +82,6 @@ class Ranks:
 SINGLE = Ranks()
 
 
-def launched_by_torchrun(environ: dict[str, str] | None = None) -> bool:
-    """This process is one of several started by torch.distributed's launcher."""
-    environ = os.environ if environ is None else environ
-    return int(environ.get("WORLD_SIZE", "1") or 1) > 1 and "LOCAL_RANK" in environ
-
-
 def join_process_group(backend: str, device: str, timeout_s: float) -> Ranks:
     """Join the job's process group (torchrun's environment says where); returns this process's Ranks.
 
