@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, emit, load_average, machine_info, parse_args  # noqa: E402
 from _data import write_skewed_chat  # noqa: E402
 
-FULL = {"model": "smollm2-135m-instruct", "methods": ["lora", "full"], "steps": 14, "micro_batch": 4,
-        "max_length": 512, "rows": 600, "rounds": 1}
+FULL = {"model": "smollm2-135m-instruct", "methods": ["lora", "full"], "steps": 8, "micro_batch": 2,
+        "max_length": 256, "rows": 300, "rounds": 1}
 QUICK = {"model": "tiny", "methods": ["lora"], "steps": 6, "micro_batch": 2, "max_length": 128, "rows": 80,
          "rounds": 1}
 SIDES = {"1 process x 1 thread": (1, 1), "1 process x 2 threads": (1, 2), "2 processes x 1 thread": (2, 1)}

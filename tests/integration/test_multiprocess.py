@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from safetensors.torch import load_file
 
 from tests.helpers import tiny_spec, write_chat_dataset
 from tunewise.errors import CheckpointError
@@ -53,7 +54,7 @@ def _launch(tmp_path: Path, raw: dict) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def full_reference(tiny_model_dir, tmp_path_factory) -> tuple[Path, list[dict]]:
+def full_reference(tiny_model_dir, tmp_path_factory) -> tuple[Path, list[dict], Path]:
     """One process fine-tuning every weight: the data file and the metrics the other runs must match."""
     folder = tmp_path_factory.mktemp("full-reference")
     data = write_chat_dataset(folder / "train.jsonl", rows=48)
@@ -66,7 +67,7 @@ def full_reference(tiny_model_dir, tmp_path_factory) -> tuple[Path, list[dict]]:
             os.environ.pop("TUNEWISE_HOME", None)
         else:
             os.environ["TUNEWISE_HOME"] = previous
-    return data, _rows(result.run_dir)
+    return data, _rows(result.run_dir), result.run_dir
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -121,7 +122,7 @@ def _stop_after_step(monkeypatch, step: int) -> None:
 
 def test_fsdp_full_resumes_across_world_sizes_and_a_killed_rank_fails_the_job(tiny_model_dir, tmp_path, workspace,
                                                                              monkeypatch, full_reference):
-    data, reference_rows = full_reference
+    data, reference_rows, _ = full_reference
     run_dir = workspace / "runs" / "resized"
 
     def resized(processes: int) -> dict:
@@ -166,7 +167,7 @@ def test_fsdp_full_resumes_across_world_sizes_and_a_killed_rank_fails_the_job(ti
 
 def test_deepspeed_zero3_matches_one_process(tiny_model_dir, tmp_path, workspace, full_reference):
     pytest.importorskip("deepspeed", reason="the deepspeed extra")
-    data, reference_rows = full_reference
+    data, reference_rows, reference_dir = full_reference
     raw = _raw(tiny_model_dir, data, "full", "zero3", 2)
     raw["resources"].update(engine="deepspeed", sharding="zero3")
     run_dir = run_training_job(load_spec(raw=raw)).run_dir
@@ -174,7 +175,11 @@ def test_deepspeed_zero3_matches_one_process(tiny_model_dir, tmp_path, workspace
     _assert_same_losses(_rows(run_dir), reference_rows)
     latest = CheckpointManager(run_dir / "checkpoints").latest()
     assert {f for f in latest.files if "zero_pp_rank_1" in f}, "rank 1 stored its ZeRO partition"
-    assert (run_dir / "artifact" / "model.safetensors").is_file()  # gathered from the partitions
+    # The artifact, gathered from the partitions, holds what one process's artifact holds.
+    gathered = load_file(run_dir / "artifact" / "model.safetensors")
+    alone = load_file(reference_dir / "artifact" / "model.safetensors")
+    assert sorted(gathered) == sorted(alone)
+    assert max(float((gathered[k] - alone[k]).abs().max()) for k in alone) < 1e-4
 
     write_status(run_dir, state="failed")  # as if it had stopped: a re-run resumes from its last checkpoint
     raw["resources"] = {"nproc_per_node": 1}  # ... but one process cannot read DeepSpeed's partitions

@@ -20,6 +20,7 @@ from typing import Any
 
 from tunewise.errors import CheckpointError, SpecError
 from tunewise.train.distributed import Ranks
+from tunewise.train.parallel import without_tied_copies
 from tunewise.train.state_sharded import DEEPSPEED_DIR, owner_rank
 
 CHECKPOINT_DIR, TAG = DEEPSPEED_DIR.split("/")  # save_checkpoint(CHECKPOINT_DIR, tag=TAG) writes DEEPSPEED_DIR
@@ -93,7 +94,7 @@ class DeepSpeedModel:
         with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
             if not self.ranks.is_main:
                 return {}
-            state = self.model.state_dict()
+            state = without_tied_copies(self.model, self.model.state_dict())
             return {k: v.detach().cpu().clone() for k, v in state.items() if not trainable_only or k in names}
 
     def write_state(self, folder: Path) -> None:

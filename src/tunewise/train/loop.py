@@ -172,7 +172,7 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
                metrics: MetricsLog) -> LoopState:
     """Run optimizer steps from state.step to cfg.total_steps. Returns the final state.
 
-    Rank 0 alone logs metrics and shows progress; every rank saves its part of each checkpoint."""
+    Rank 0 alone writes metrics.jsonl; every rank saves its part of each checkpoint."""
     model, ranks = parallel.model, parallel.ranks
     model.train()
     stream = _micro_batches(plan, state)

@@ -122,7 +122,15 @@ class ParallelModel:
         )
 
         options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=trainable_only)
-        return get_model_state_dict(self.model, options=options)
+        return without_tied_copies(self.model, get_model_state_dict(self.model, options=options))
+
+
+def without_tied_copies(model: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """`state` without the second name of a tied weight (an output head sharing the embeddings): the
+    artifact holds it once, as a model saving itself does."""
+    unique = {name for name, _ in model.named_parameters()}
+    every = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+    return {k: v for k, v in state.items() if k in unique or k not in every}
 
 
 def parallelize(model: Any, strategy: str, ranks: Ranks, *, head_only_on_labels: bool) -> ParallelModel:
