@@ -66,7 +66,7 @@ def _lora_options(cfg: Any) -> Any:
     return cfg if hasattr(cfg, "r") else None
 
 
-def mode_and_lora(method_name: str, cfg: Any) -> tuple[str, LoraSetup, dict[str, Any]]:
+def _mode_and_lora(method_name: str, cfg: Any) -> tuple[str, LoraSetup, dict[str, Any]]:
     """The planner mode for a registered method, and its LoRA options where it has them."""
     extra: dict[str, Any] = {}
     lora = LoraSetup()
@@ -135,7 +135,7 @@ def check_fit(
     """
     shape = _shape(model_dir_or_config)
     available = int(available_bytes) if available_bytes is not None else _available(device)
-    mode, lora, extra = mode_and_lora(method_name, method_cfg)
+    mode, lora, extra = _mode_and_lora(method_name, method_cfg)
     overhead = load_catalog().overhead
     setup = TrainSetup(
         mode=mode, seq_len=seq_len, micro_batch=micro_batch, precision=_precision(dtype_bytes),

@@ -8,7 +8,7 @@ section, so what is scheduled is what the plan said.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from tunewise.errors import SpecError
@@ -80,22 +80,21 @@ def replace_resources(resources: Any, **changes: Any) -> Any:
 
 
 def _plan_mode(spec: Any, *, gpu: str, gpus: int, params: float | None) -> Any:
-    """The planner's result for this job's method on `gpus` GPUs of type `gpu`."""
+    """The planner's result for this job's method on `gpus` GPUs of type `gpu` (the request the
+    scheduler sizes jobs with, jobs/demand.py)."""
     from tunewise.errors import ModelError
-    from tunewise.plan.fit import mode_and_lora
+    from tunewise.jobs.demand import plan_request
+    from tunewise.plan.fit import planner_mode
     from tunewise.plan.planner import plan
     from tunewise.plan.request import PlanRequest
 
-    mode, lora, extra = mode_and_lora(spec.method.name, spec.method_config())
-    policy = {"full": "full"}.get(extra.get("policy"), "lora") if "policy" in extra else "auto"
-    request = PlanRequest(
-        model=None if params else spec.base_model, params=params, tokens=PLAN_TOKENS, gpu=gpu, gpus=gpus,
-        seq_len=spec.data.max_length, micro_batch=spec.train.micro_batch_size, lora_r=lora.r,
-        lora_targets=lora.targets if isinstance(lora.targets, str) else ",".join(lora.targets),
-        gradient_checkpointing="on" if spec.train.gradient_checkpointing else "auto", alignment_policy=policy)
+    request = plan_request(spec, gpu, tokens=PLAN_TOKENS).model_dump()
+    request.update(gpus=gpus, gradient_checkpointing="on" if spec.train.gradient_checkpointing else "auto")
+    if params:
+        request.update(model=None, params=params)
     try:
-        report = plan(request)
+        report = plan(PlanRequest(**request))
     except ModelError as err:
         raise SpecError(f"cannot plan base_model {spec.base_model!r} here: {err.message}",
                         hint="give its parameter count with --params (e.g. 8e9)") from None
-    return replace(report.mode(mode))
+    return report.mode(planner_mode(spec.method.name, spec.method_config())[0])
