@@ -522,6 +522,8 @@ def scaling(r: dict[str, Any]) -> str:
                         f"**{v['tokens_per_s']:,.0f}** | {run['wall_s']} s | {run['load_average']} |")
         lines.append(f"- {method}: efficiency **{m['efficiency']:.0%}** of a perfect doubling; two processes give "
                      f"{m['two_processes_vs_two_threads']:.2f}x the tokens/s of one process with both cores' threads.")
+    loads = [run["load_average"] for m in r["methods"].values() for v in m["sides"].values() for run in v["runs"]]
+    busy = f", as in these runs: {min(loads)}-{max(loads)}" if max(loads) > 2.5 else ""
     return f"""## Scaling: one process against two on this machine
 
 {_meta(r)}
@@ -535,12 +537,17 @@ metrics.jsonl; the last step's checkpoint and the start-up are not in it.
 
 {chr(10).join(lines)}
 
-Why the figures are what they are: this machine has 2 cores, shared with other work. One process
-with 2 threads already spreads each matmul over both cores (intra-op threads), so a second process
-does not add compute; it splits the same 2 cores another way, and adds a gradient all-reduce (DDP)
-or parameter all-gathers and gradient reduce-scatters (FSDP2) over gloo through shared memory. The
-efficiency line compares against one process on one core, which isolates the data-parallel overhead
-from the threading. On a GPU machine each process owns a GPU, and 1 vs N GPUs for LoRA and full
+Why the figures are what they are. This machine has 2 cores and shares them with other work (the
+load average of each run is in the table). One process with 2 threads splits every kernel between
+both cores and waits at its end for the slower half; when other work holds one core (load well
+above 2{busy}), that half is late at every kernel and the 2-thread process falls far below even
+one thread. Processes with one thread each never wait for each other inside a kernel, only at the
+step's gradient reduction, so they lose less when the machine is busy. The efficiency line
+compares two processes with one process on one core: what is left of a doubling after the gradient
+all-reduce (DDP) or the all-gathers and reduce-scatters (FSDP2) over gloo and after the two
+processes share the memory bandwidth. On a quiet machine the two-thread process and the two
+processes use the same 2 cores; data parallelism pays off when each process has a device of its
+own. 1 vs N GPUs for LoRA and full
 fine-tuning on the Llama 3.1 8B shape needs such a machine: not measured here.
 """
 
