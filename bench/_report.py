@@ -513,13 +513,14 @@ card partly idle, so jobs sharing it barely slow each other), on the same trace:
 {plot}"""
 def scaling(r: dict[str, Any]) -> str:
     size = r["size"]
-    rows = ["| method | strategy | side | tokens/s | wall | load avg |", "| --- | --- | --- | ---: | ---: | ---: |"]
+    rows = ["| method | strategy | side | tokens/s (median) | each round: tokens/s at load avg |",
+            "| --- | --- | --- | ---: | --- |"]
     lines = []
     for method, m in r["methods"].items():
         for side, v in m["sides"].items():
-            run = v["runs"][-1]
+            rounds = ", ".join(f"{run['tokens_per_s']:,.0f} at {run['load_average']}" for run in v["runs"])
             rows.append(f"| {method} | {m['strategy'] if side.startswith('2') else 'one process'} | {side} | "
-                        f"**{v['tokens_per_s']:,.0f}** | {run['wall_s']} s | {run['load_average']} |")
+                        f"**{v['tokens_per_s']:,.0f}** | {rounds} |")
         lines.append(f"- {method}: efficiency **{m['efficiency']:.0%}** of a perfect doubling; two processes give "
                      f"{m['two_processes_vs_two_threads']:.2f}x the tokens/s of one process with both cores' threads.")
     loads = [run["load_average"] for m in r["methods"].values() for v in m["sides"].values() for run in v["runs"]]
@@ -530,8 +531,9 @@ def scaling(r: dict[str, Any]) -> str:
 
 `tunewise train` with `resources.nproc_per_node` 1 or 2 on {size['model']} (fp32, micro-batch {size['micro_batch']}
 x {size['max_length']} tokens, {size['steps']} steps, the same global batch of 2 micro-batches a step: one
-process accumulates two, two processes take one each). Tokens/s is the median over steps 3..N from
-metrics.jsonl; the last step's checkpoint and the start-up are not in it.
+process accumulates two, two processes take one each), {size['rounds']} round(s), the sides' order
+alternating. Tokens/s is the median over steps 3..N from metrics.jsonl (start-up and the last step's
+checkpoint are not in it), then over rounds.
 
 {chr(10).join(rows)}
 
@@ -539,15 +541,14 @@ metrics.jsonl; the last step's checkpoint and the start-up are not in it.
 
 Why the figures are what they are. This machine has 2 cores and shares them with other work (the
 load average of each run is in the table). One process with 2 threads splits every kernel between
-both cores and waits at its end for the slower half; when other work holds one core (load well
-above 2{busy}), that half is late at every kernel and the 2-thread process falls far below even
+both cores and waits at its end for the slower half. These micro-batches ({size['micro_batch']} x
+{size['max_length']} tokens) make small kernels, so that wait is a large share of each one, and a
+larger one when other work holds a core (load above 2{busy}): the 2-thread process can fall below
 one thread. Processes with one thread each never wait for each other inside a kernel, only at the
-step's gradient reduction, so they lose less when the machine is busy. The efficiency line
-compares two processes with one process on one core: what is left of a doubling after the gradient
-all-reduce (DDP) or the all-gathers and reduce-scatters (FSDP2) over gloo and after the two
-processes share the memory bandwidth. On a quiet machine the two-thread process and the two
-processes use the same 2 cores; data parallelism pays off when each process has a device of its
-own. 1 vs N GPUs for LoRA and full
+step's gradient reduction. The efficiency line compares two processes with one process on one
+core: what is left of a doubling after the gradient all-reduce (DDP) or the all-gathers and
+reduce-scatters (FSDP2) over gloo and after the two processes share the memory bandwidth. Data
+parallelism pays off when each process has a device of its own: 1 vs N GPUs for LoRA and full
 fine-tuning on the Llama 3.1 8B shape needs such a machine: not measured here.
 """
 

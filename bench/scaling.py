@@ -31,7 +31,7 @@ from _common import REPO, emit, load_average, machine_info, parse_args  # noqa: 
 from _data import write_skewed_chat  # noqa: E402
 
 FULL = {"model": "smollm2-135m-instruct", "methods": ["lora", "full"], "steps": 8, "micro_batch": 2,
-        "max_length": 256, "rows": 300, "rounds": 1}
+        "max_length": 256, "rows": 300, "rounds": 2}
 QUICK = {"model": "tiny", "methods": ["lora"], "steps": 6, "micro_batch": 2, "max_length": 128, "rows": 80,
          "rounds": 1}
 SIDES = {"1 process x 1 thread": (1, 1), "1 process x 2 threads": (1, 2), "2 processes x 1 thread": (2, 1)}

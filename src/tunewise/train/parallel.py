@@ -144,8 +144,8 @@ def parallelize(model: Any, strategy: str, ranks: Ranks, *, head_only_on_labels:
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [ranks.local_rank] if ranks.device.startswith("cuda") else None
-        # Buffers (rotary frequencies) are the same on every rank and never change: no broadcast per forward.
-        wrapped = DistributedDataParallel(step_module, device_ids=device_ids, broadcast_buffers=False)
+        # Buffers (rotary frequencies) are the same on every rank and never change: no sync per forward.
+        wrapped = DistributedDataParallel(step_module, device_ids=device_ids, forward_sync_buffers=False)
         return ParallelModel(model, wrapped, strategy, ranks)
     _fully_shard(model, step_module, ranks, reshard_after_forward=strategy == "fsdp")
     return ParallelModel(model, step_module, strategy, ranks)
