@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tunewise.errors import SpecError
 from tunewise.eval.spec import EvalSpec
 from tunewise.scale.resources import ResourcesSpec
+from tunewise.spec_stages import stage_dicts
 from tunewise.tracking import TrackingSpec
 
 BUNDLED_MODEL = "smollm2-135m-instruct"

@@ -60,19 +60,9 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     from tunewise.train.checkpoint import CheckpointManager, SavePolicy
     from tunewise.train.distributed import current_ranks
     from tunewise.train.metrics_log import MetricsLog
-    from tunewise.train.run import RunResult, seed_everything
     from tunewise.train.session import store_artifact_remotely
 
     ranks = current_ranks()  # under several processes: TRL trains through accelerate's DDP, data sharded by rank
-    seed_everything(spec.train.seed)
-    base_dir = resolve_base_model(spec.base_model)
-    job = AlignJob(spec, run_dir, spec.method_config(), resolve_device_policy(spec.train.device, spec.train.precision),
-                   base_dir, load_tokenizer(base_dir))
-    data = load_align_data(spec, job.tokenizer, spec.method.name, need, row_tools=row_tools)
-    if ranks.is_main:
-        write_data_files(run_dir, data)
-    console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
-    require_fit(spec, base_dir, job.policy, sharers=ranks.local_world if job.policy.device == "cpu" else 1)
 
     job, data = start_align_job(spec, run_dir, need, row_tools=row_tools)
     manager = CheckpointManager.from_spec(spec.checkpoint, run_dir)
@@ -110,6 +100,27 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         store_artifact_remotely(manager, trainer.state.global_step, artifact, run_dir)
         shutil.rmtree(run_dir / ".staging", ignore_errors=True)
     return RunResult(run_dir, "completed", trainer.state.global_step, resumed_from=resumed_from)
+
+
+def start_align_job(spec: JobSpec, run_dir: Path, need: Need, *, row_tools: bool = True) -> tuple[AlignJob, AlignData]:
+    """What every alignment run does first: seed, resolve the base and the device, load and record the
+    data (`need` and `row_tools`: see align.data.load_align_data), and refuse a job that cannot fit
+    before any model loads."""
+    from tunewise.models import resolve_base_model, resolve_device_policy
+    from tunewise.models.load import load_tokenizer
+    from tunewise.train.distributed import current_ranks
+
+    ranks = current_ranks()
+    seed_everything(spec.train.seed)
+    base_dir = resolve_base_model(spec.base_model)
+    job = AlignJob(spec, run_dir, spec.method_config(), resolve_device_policy(spec.train.device, spec.train.precision),
+                   base_dir, load_tokenizer(base_dir))
+    data = load_align_data(spec, job.tokenizer, spec.method.name, need, row_tools=row_tools)
+    if ranks.is_main:
+        write_data_files(run_dir, data)
+    console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
+    require_fit(spec, base_dir, job.policy, sharers=ranks.local_world if job.policy.device == "cpu" else 1)
+    return job, data
 
 
 def require_fit(spec: JobSpec, base_dir: Path, policy: DevicePolicy, *, sharers: int = 1) -> None:

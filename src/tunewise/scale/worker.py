@@ -26,7 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     if rank != 0:
         _write_output_to(run_dir / "logs" / f"rank-{rank}.log")
     try:
-        result = _train(run_dir)
+        if rank == 0:  # other libraries' logging to the run's run.log, as with one process
+            from tunewise.logs import routed, run_log_path
+
+            with routed(run_log_path(run_dir)):
+                result = _train(run_dir)
+        else:
+            result = _train(run_dir)
     except TunewiseError as err:
         report = {"message": err.message, "hint": err.hint, "exit_code": err.exit_code}
         (run_dir / LAUNCH_DIR / f"rank-{rank}.error.json").write_text(json.dumps(report))

@@ -10,7 +10,6 @@ re-run skips finished stages and resumes the one that was interrupted. The first
 from __future__ import annotations
 
 import os
-import random
 import re
 import shutil
 import time

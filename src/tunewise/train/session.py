@@ -16,17 +16,10 @@ from tunewise.models import resolve_base_model, resolve_device_policy
 from tunewise.models.artifact import write_artifact_info
 from tunewise.models.load import enable_activation_checkpointing, load_causal_lm, load_tokenizer
 from tunewise.spec import JobSpec
+from tunewise.train.building_blocks import optimizer_and_scheduler, parameter_summary, write_status
 from tunewise.train.distributed import SINGLE, Ranks
 
 console = Console(stderr=True)
-
-
-def count_parameters(model: Any) -> tuple[int, int]:
-    """(trainable, total) as peft counts them (4-bit weights count at their real size)."""
-    if hasattr(model, "get_nb_trainable_parameters"):
-        return model.get_nb_trainable_parameters()
-    total = sum(p.numel() for p in model.parameters())
-    return sum(p.numel() for p in model.parameters() if p.requires_grad), total
 
 
 def store_artifact_remotely(manager: Any, step: int, artifact: Path, run_dir: Path) -> None:
@@ -34,8 +27,6 @@ def store_artifact_remotely(manager: Any, step: int, artifact: Path, run_dir: Pa
     a job on a machine that goes away leaves its result where the checkpoints are."""
     if not manager.remote:
         return
-    from tunewise.train.run import write_status
-
     uri = manager.save_artifact(step, artifact)
     write_status(run_dir, artifact_uri=uri)
     console.print(f"artifact stored: {uri}")
@@ -98,7 +89,7 @@ class TrainingSession:
 
         fuse_lora_layers(model)  # a faster path for plain LoRA layers; a no-op for other methods
         if self.spec.train.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(model)
         if self.spec.train.compile is True and self.ranks.distributed:
             console.print("[yellow]train.compile is not applied with several processes[/]: layers run eagerly")
         elif self.spec.train.compile is True:
@@ -107,20 +98,6 @@ class TrainingSession:
             console.print(f"compiling {compile_decoder_layers(model)} decoder layers (the first steps are slower)")
         console.print(parameter_summary(self.method.name, model))
         return model
-
-    def optimizer_and_scheduler(self, model: Any, total_steps: int) -> tuple[Any, Any]:
-        import math
-
-        import torch
-        from transformers import get_scheduler
-
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.spec.resolved_learning_rate(),
-                                      weight_decay=self.spec.train.weight_decay)
-        warmup = math.ceil(self.spec.train.warmup_ratio * total_steps)
-        scheduler = get_scheduler(self.spec.train.lr_scheduler, optimizer, num_warmup_steps=warmup,
-                                  num_training_steps=total_steps)
-        return optimizer, scheduler
 
     def write_artifact(self, parallel: Any, tokenizer: Any, base_dir: Path) -> Path | None:
         """Adapter-only for PEFT methods, a whole model for full; written aside, then renamed.
@@ -194,16 +171,11 @@ class TrainingSession:
 
     def run(self) -> Any:
         from tunewise.train.batches import BatchPlan
+        from tunewise.train.building_blocks import RunResult, seed_everything
         from tunewise.train.checkpoint import CheckpointManager, SavePolicy
-        from tunewise.train.loop import (
-            LoopConfig,
-            resume_if_possible,
-            total_steps_for,
-            train_loop,
-        )
+        from tunewise.train.loop import LoopConfig, resume_if_possible, total_steps_for, train_loop
         from tunewise.train.metrics_log import MetricsLog
         from tunewise.train.parallel import parallelize
-        from tunewise.train.run import RunResult, seed_everything, write_status
         from tunewise.train.state import LoopState
 
         spec, ranks = self.spec, self.ranks
@@ -224,7 +196,7 @@ class TrainingSession:
         total = total_steps_for(plan, spec.train.epochs, accumulation * ranks.world, spec.train.max_steps)
         parallel = parallelize(self.build_model(base_dir), strategy, ranks,
                                head_only_on_labels=not self.method.prepends_virtual_tokens)
-        optimizer, scheduler = self.optimizer_and_scheduler(parallel.model, total)
+        optimizer, scheduler = optimizer_and_scheduler(spec, parallel.model, total)
         if ranks.distributed:  # the same start on every rank, then each its own dropout masks
             import torch
 
