@@ -38,7 +38,7 @@ def _raw(model_dir: Path, data: Path, method: str, name: str, processes: int, ac
     # The same global batch at any world size: 2 sequences x 2 micro-batches a step.
     raw = tiny_spec(model_dir, data, method, max_steps=STEPS, micro_batch_size=2,
                     gradient_accumulation=accumulation or 2 // processes,
-                    learning_rate=3e-3 if method == "lora" else 1e-4)
+                    learning_rate=1e-3 if method == "lora" else 1e-4)
     raw["name"] = name
     raw["checkpoint"] = {"every_steps": 2, "keep_best": 1, "keep_last": 2}
     raw["resources"] = {"nproc_per_node": processes, "collective_timeout_s": 120}

@@ -145,7 +145,7 @@ def test_killed_mid_upload_resumes_from_the_previous_checkpoint(bucket, tiny_mod
     data = write_chat_dataset(tmp_path / "train.jsonl", rows=40)
 
     def raw(name: str, checkpoints: str | None) -> dict:
-        spec = tiny_spec(tiny_model_dir, data, "lora", max_steps=6, learning_rate=3e-3)
+        spec = tiny_spec(tiny_model_dir, data, "lora", max_steps=6, learning_rate=1e-3)
         spec["name"] = name
         spec["checkpoint"] = {"dir": checkpoints, "every_steps": 2, "keep_best": 1, "keep_last": 2}
         return spec
