@@ -29,14 +29,16 @@ from tunewise.spec import load_spec
 from tunewise.train.checkpoint import CheckpointManager
 from tunewise.train.metrics_log import MetricsLog
 from tunewise.train.run import read_status, run_training_job, write_status
+from tunewise.train.stop import EXIT_STOPPED
 
 STEPS = 6
 TOLERANCE = 2e-4  # the same sums in another order: float32 rounding, no more
 
 
-def _raw(model_dir: Path, data: Path, method: str, name: str, processes: int, accumulation: int | None = None) -> dict:
+def _raw(model_dir: Path, data: Path, method: str, name: str, processes: int, accumulation: int | None = None,
+         steps: int = STEPS) -> dict:
     # The same global batch at any world size: 2 sequences x 2 micro-batches a step.
-    raw = tiny_spec(model_dir, data, method, max_steps=STEPS, micro_batch_size=2,
+    raw = tiny_spec(model_dir, data, method, max_steps=steps, micro_batch_size=2,
                     gradient_accumulation=accumulation or 2 // processes,
                     learning_rate=1e-3 if method == "lora" else 1e-4)
     raw["name"] = name
@@ -74,23 +76,35 @@ def _rows(run_dir: Path) -> list[dict]:
     return MetricsLog(run_dir / "metrics.jsonl").read()
 
 
-def _assert_same_losses(got: list[dict], want: list[dict]) -> None:
-    assert [r["step"] for r in got] == [r["step"] for r in want] == list(range(1, STEPS + 1))
+def _assert_same_losses(got: list[dict], want: list[dict], steps: int = STEPS) -> None:
+    assert [r["step"] for r in got] == [r["step"] for r in want] == list(range(1, steps + 1))
     for mine, theirs in zip(got, want):
         for key in ("train_loss", "val_loss", "grad_norm"):
             if key in theirs:
                 assert mine[key] == pytest.approx(theirs[key], abs=TOLERANCE), (mine["step"], key)
 
 
-def test_two_process_ddp_lora_matches_one_process(tiny_model_dir, tmp_path, workspace):
+def test_two_process_ddp_lora_matches_one_process_and_stops_on_request(tiny_model_dir, tmp_path, workspace):
+    steps = 12
     data = write_chat_dataset(tmp_path / "train.jsonl", rows=48)
-    reference = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "one", 1)))
+    reference = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "one", 1, steps=steps)))
+    run_dir = workspace / "runs" / "two"
 
-    result = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "two", 2)))  # launches 2 workers
-    assert result.steps == STEPS and result.resumed_from is None
-    run_dir = result.run_dir
+    # SIGTERM to `tunewise train` (the control plane's stop request) once step 3 is logged: the two
+    # workers finish their step, checkpoint it together and stop; the command exits with status 3.
+    proc = _launch(tmp_path, _raw(tiny_model_dir, data, "lora", "two", 2, steps=steps))
+    _wait_for_step(proc, run_dir, 3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == EXIT_STOPPED, err[-3000:]
+    status = read_status(run_dir)
+    assert status["state"] == "stopped" and 3 <= status["step"] < steps
+    assert CheckpointManager(run_dir / "checkpoints").latest().step == status["step"]  # the step under way
+
+    result = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "two", 2, steps=steps)))
+    assert result.steps == steps and result.resumed_from == status["step"]
     assert json.loads((run_dir / "batch_plan.json").read_text())["world_size"] == 2
-    _assert_same_losses(_rows(run_dir), _rows(reference.run_dir))
+    _assert_same_losses(_rows(run_dir), _rows(reference.run_dir), steps)
     latest = CheckpointManager(run_dir / "checkpoints").latest()
     assert {"dcp/__0_0.distcp", "dcp/__1_0.distcp", "rng/rank-1.pt"} <= set(latest.files)
     assert max(f["bytes"] for f in latest.files.values()) < 1_000_000  # the adapter only, never the frozen base
@@ -106,6 +120,16 @@ def _worker_pid(launcher: subprocess.Popen, rank: int) -> int | None:
         except psutil.Error:
             continue
     return None
+
+
+def _wait_for_step(proc: subprocess.Popen, run_dir: Path, step: int) -> None:
+    """Until `proc` (started after any earlier attempt's rows were logged) logs `step`."""
+    started, deadline = time.time(), time.monotonic() + 600
+    while proc.poll() is None and time.monotonic() < deadline:
+        rows = _rows(run_dir)
+        if rows and rows[-1]["step"] >= step and rows[-1]["time"] > started:
+            return
+        time.sleep(0.05)
 
 
 def _stop_after_step(monkeypatch, step: int) -> None:
@@ -137,12 +161,7 @@ def test_fsdp_full_resumes_across_world_sizes_and_a_killed_rank_fails_the_job(ti
 
     # Two processes (FSDP2) resume it; rank 1 is killed once step 5 is logged (the checkpoint of step 4 is sharded).
     proc = _launch(tmp_path, resized(2))
-    deadline = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < deadline:
-        rows = _rows(run_dir)
-        if rows and rows[-1]["step"] >= 5:
-            break
-        time.sleep(0.05)
+    _wait_for_step(proc, run_dir, 5)
     victim = _worker_pid(proc, 1)
     assert victim is not None, "the run ended before rank 1 could be killed"
     killed_at = time.monotonic()

@@ -107,9 +107,12 @@ class RunDirCallback(TrainerCallback):
         from tunewise.train.stop import stop_requested
 
         step = state.global_step
-        if step >= state.max_steps or self.save_policy.should_save(step):
+        saving, stopping = step >= state.max_steps or self.save_policy.should_save(step), stop_requested()
+        if self.ranks.distributed:  # every rank saves and stops together: a request seen by any counts
+            saving, stopping = (total > 0 for total in self.ranks.sum(float(saving), float(stopping)))
+        if saving:
             control.should_save = True
-        if stop_requested() and step < state.max_steps:
+        if stopping and step < state.max_steps:
             # SIGTERM: checkpoint this step, then end training (the session raises TrainingStopped).
             control.should_save = True
             control.should_training_stop = True

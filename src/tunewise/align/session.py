@@ -93,6 +93,10 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         trainer.train(resume_from_checkpoint=str(fetched[1]) if fetched else None)
     finally:
         callback.close()
+    if callback.stopped_at is not None:
+        from tunewise.train.stop import TrainingStopped
+
+        raise TrainingStopped(callback.stopped_at)
     ranks.barrier()
     if ranks.is_main:
         artifact = write_artifact(job, trainer.model)

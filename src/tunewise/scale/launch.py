@@ -7,6 +7,10 @@ comes back as data: which rank, which signal or exit code). The workers (scale/w
 rank 0 writes metrics, checkpoint manifests and the artifact. Workers are not restarted: a dead
 process ends the job at once, and running the same command again resumes from the last complete
 checkpoint, on any number of processes.
+
+A stop request (SIGTERM, as the control plane sends to preempt a job) is passed on to the workers:
+they finish the step under way, write a checkpoint for it together and exit, and `tunewise train`
+ends with TrainingStopped, as one process does.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from tunewise.errors import SpecError, TunewiseError
 console = Console(stderr=True)
 LAUNCH_DIR = ".launch"  # inside the run directory: what the launcher hands its workers, and back
 RESULT_FILE = "result.json"
+STOP_GRACE_S = 10  # a failed job's other workers: how long they may take to stop before SIGKILL
 
 
 @dataclass
@@ -81,8 +86,12 @@ def launch_config(resources: Any, node_rank: int, *, run_id: str) -> Any:
     each with its fixed node rank (static rendezvous, as Kubeflow's and JobSet's pods are indexed)."""
     from torch.distributed.launcher.api import LaunchConfig
 
+    # SIGTERM is not the agent's to handle: it is a stop request, passed on to the workers
+    # (_passing_on_stop_requests). When a worker fails, the agent stops the others with SIGTERM, which
+    # they take as a stop request, and then, after STOP_GRACE_S, with SIGKILL.
     common = dict(min_nodes=resources.nnodes, max_nodes=resources.nnodes, nproc_per_node=resources.nproc_per_node,
-                  run_id=run_id, max_restarts=0, monitor_interval=0.1, start_method="spawn")
+                  run_id=run_id, max_restarts=0, monitor_interval=0.1, start_method="spawn",
+                  signals_to_handle="SIGINT,SIGHUP,SIGQUIT", shutdown_timeout=STOP_GRACE_S)
     if resources.nnodes == 1:
         endpoint = resources.rdzv_endpoint or "localhost:0"
         return LaunchConfig(rdzv_backend="c10d", rdzv_endpoint=endpoint, **common)
@@ -112,7 +121,8 @@ def _run_agent(config: Any, run_dir: Path) -> dict[int, Any]:
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
     try:
-        elastic_launch(config, entrypoint=sys.executable)("-m", "tunewise.scale.worker", str(run_dir))
+        with _passing_on_stop_requests():
+            elastic_launch(config, entrypoint=sys.executable)("-m", "tunewise.scale.worker", str(run_dir))
     except ChildFailedError as err:
         return dict(err.failures)
     except SignalException as err:  # the launcher itself was signalled; the agent has stopped the workers
@@ -123,18 +133,49 @@ def _run_agent(config: Any, run_dir: Path) -> dict[int, Any]:
     return {}
 
 
+@contextlib.contextmanager
+def _passing_on_stop_requests() -> Iterator[None]:
+    """While the workers run, SIGTERM to this process is passed on to them as a stop request."""
+    import psutil
+
+    from tunewise.train.stop import request_stop
+
+    def pass_on(signum: int, frame: Any) -> None:
+        request_stop()
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                if "tunewise.scale.worker" in child.cmdline():
+                    child.send_signal(signal.SIGTERM)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, pass_on)
+    except ValueError:  # not the main thread: signals stay as they are
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _failure_error(failures: dict[int, Any], handoff: Path, run_dir: Path) -> TunewiseError:
-    """The user's error: a worker's own TunewiseError when one reported it, else who died and how."""
+    """The user's error: a worker's own TunewiseError when one reported it (TrainingStopped when
+    they stopped on request), else who died and how."""
+    from tunewise.train.stop import TrainingStopped
+
     for rank in sorted(failures):
         reported = handoff / f"rank-{rank}.error.json"
         if reported.is_file():
             data = json.loads(reported.read_text())
+            if "stopped_at" in data:
+                return TrainingStopped(data["stopped_at"])
             error = TunewiseError(data["message"], hint=data.get("hint"))
             error.exit_code = int(data.get("exit_code", 2))
             return error
-    # When one process fails the launcher stops the others with SIGTERM: those are not the cause.
-    causes = [r for r in failures if failures[r].exitcode != -signal.SIGTERM] or list(failures)
-    first = min(causes, key=lambda r: (failures[r].timestamp, r))
+    # The agent records failures in the order it finds them: the first is the cause; the others are
+    # the processes it then stopped (SIGTERM, then SIGKILL after STOP_GRACE_S) or that failed because
+    # a peer was gone.
+    first = next(iter(failures))
     failure = failures[first]
     how = (f"was killed by {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0
            else f"exited with code {failure.exitcode}")

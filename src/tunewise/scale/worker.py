@@ -17,6 +17,7 @@ from typing import Any
 
 from tunewise.errors import TunewiseError
 from tunewise.scale.launch import LAUNCH_DIR, RESULT_FILE
+from tunewise.train.stop import TrainingStopped, install_stop_handler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if rank != 0:
         _write_output_to(run_dir / "logs" / f"rank-{rank}.log")
+    install_stop_handler()  # SIGTERM: finish the step, checkpoint it with the other ranks, stop
     try:
         if rank == 0:  # other libraries' logging to the run's run.log, as with one process
             from tunewise.logs import routed, run_log_path
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             result = _train(run_dir)
     except TunewiseError as err:
         report = {"message": err.message, "hint": err.hint, "exit_code": err.exit_code}
+        if isinstance(err, TrainingStopped):
+            report["stopped_at"] = err.step
         (run_dir / LAUNCH_DIR / f"rank-{rank}.error.json").write_text(json.dumps(report))
         print(f"error: {err.message}", file=sys.stderr, flush=True)
         return err.exit_code

@@ -29,11 +29,8 @@ from tunewise.train.metrics_log import MetricsLog, peak_memory_mb, system_metric
 from tunewise.train.parallel import ParallelModel
 from tunewise.train.progress import TrainingProgress
 from tunewise.train.state import LoopState, write_checkpoint
-from tunewise.train.state_sharded import (
-    owner_rank,
-    read_any_checkpoint,
-    write_sharded_checkpoint,
-)
+from tunewise.train.state_sharded import owner_rank, read_any_checkpoint, write_sharded_checkpoint
+from tunewise.train.stop import TrainingStopped, stop_requested
 
 
 @dataclass(frozen=True)
@@ -172,8 +169,14 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
                metrics: MetricsLog) -> LoopState:
     """Run optimizer steps from state.step to cfg.total_steps. Returns the final state.
 
-    Rank 0 alone writes metrics.jsonl; every rank saves its part of each checkpoint."""
+    Rank 0 alone writes metrics.jsonl; every rank saves its part of each checkpoint. On a stop
+    request (SIGTERM under `tunewise train`) the step under way finishes, a checkpoint is written for
+    it, and TrainingStopped is raised: running the same job again resumes there. With several
+    processes, saving and stopping are decided by all of them together (a request seen by any).
+    """
     model, ranks = parallel.model, parallel.ranks
+    if _agreed(ranks, stop_requested())[0]:
+        raise TrainingStopped(None)
     model.train()
     stream = _micro_batches(plan, state)
     started = time.monotonic() - state.elapsed_s
@@ -200,7 +203,7 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
                 **system_metrics(cfg.device),
             }
             last = state.step == cfg.total_steps
-            saving = last or save_policy.should_save(state.step)
+            saving, stopping = _agreed(ranks, last or save_policy.should_save(state.step), stop_requested() and not last)
             evaluating = saving or (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0)
             val = validation_loss(parallel, val_plan, cfg) if evaluating else None
             if val is not None:
@@ -209,9 +212,17 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
             if ranks.is_main:
                 metrics.append(record)
             progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val)
-            if saving:
+            if saving or stopping:
                 save_checkpoint(manager, parallel, optimizer, scheduler, state, cfg, val)
                 save_policy.mark_saved(state.step)
             if stopping:
                 raise TrainingStopped(state.step)
     return state
+
+
+def _agreed(ranks: Ranks, *wanted: bool) -> list[bool]:
+    """Decisions every rank must take together (a checkpoint by the clock, a stop): each is true on
+    all ranks when it is true on any, so no rank enters a collective the others skip."""
+    if not ranks.distributed:
+        return list(wanted)
+    return [total > 0 for total in ranks.sum(*(1.0 if w else 0.0 for w in wanted))]

@@ -229,6 +229,8 @@ class TrainingSession:
             write_status(self.run_dir, total_steps=total, step=state.step)
         save_policy = SavePolicy.from_spec(spec.checkpoint)
         state = train_loop(parallel, optimizer, scheduler, plan, val_plan, state, cfg, manager, save_policy, metrics)
+        if ranks.is_main:
+            write_status(self.run_dir, tokens_seen=state.tokens_seen)
         artifact = self.write_artifact(parallel, tokenizer, base_dir)
         if artifact is not None:
             console.print(f"artifact: {artifact}")

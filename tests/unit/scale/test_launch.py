@@ -40,7 +40,8 @@ def test_several_machines_need_shared_checkpoints():
 
 
 def test_the_rank_that_died_is_named_not_the_ones_the_launcher_stopped(tmp_path):
-    failures = {0: ProcessFailure(0, 100, -signal.SIGTERM, "none"), 1: ProcessFailure(1, 101, -signal.SIGKILL, "none")}
+    # The agent lists failures in the order it found them: rank 1 died, then it stopped rank 0.
+    failures = {1: ProcessFailure(1, 101, -signal.SIGKILL, "none"), 0: ProcessFailure(0, 100, -signal.SIGKILL, "none")}
     error = _failure_error(failures, tmp_path, tmp_path)
     assert error.exit_code == 1
     assert "rank 1 (pid 101) was killed by SIGKILL" in error.message and "rank-1.log" in error.message
@@ -53,3 +54,13 @@ def test_a_workers_own_error_is_the_jobs_error(tmp_path):
                                                            "exit_code": 2}))
     error = _failure_error({1: ProcessFailure(1, 7, 2, "none")}, tmp_path, tmp_path)
     assert (error.message, error.hint, error.exit_code) == ("data.train: no rows", "check it", 2)
+
+
+def test_workers_that_stopped_on_request_stop_the_job(tmp_path):
+    from tunewise.train.stop import EXIT_STOPPED, TrainingStopped
+
+    for rank in (0, 1):
+        (tmp_path / f"rank-{rank}.error.json").write_text(json.dumps({"message": "stopped", "exit_code": 3,
+                                                                      "stopped_at": 4}))
+    error = _failure_error({0: ProcessFailure(0, 7, 3, "none"), 1: ProcessFailure(1, 8, 3, "none")}, tmp_path, tmp_path)
+    assert isinstance(error, TrainingStopped) and error.step == 4 and error.exit_code == EXIT_STOPPED
