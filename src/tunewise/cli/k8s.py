@@ -47,9 +47,9 @@ def render_command(
     import warnings
 
     from tunewise.errors import SpecError
+    from tunewise.scale.kubectl import Kubectl
     from tunewise.scale.k8s import (
         K8sTarget,
-        apply_manifests,
         pod_path_warnings,
         render,
         to_yaml,
@@ -82,7 +82,7 @@ def render_command(
     for note in notes:
         typer.echo(f"# {note}", err=True)
     if apply:
-        typer.echo(apply_manifests(text, dry_run=dry_run), err=True, nl=False)
+        typer.echo(Kubectl().apply(text, dry_run=dry_run), err=True, nl=False)
 
 
 def register(app: typer.Typer) -> None:

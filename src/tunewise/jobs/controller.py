@@ -32,7 +32,7 @@ from tunewise.jobs.cluster import (
 )
 from tunewise.jobs.events import add_event
 from tunewise.jobs.files import stored_paths
-from tunewise.jobs.executors.base import Executor, Launch, Poll
+from tunewise.jobs.executors.base import Executor, Launch, Poll, attempt_started
 from tunewise.jobs.openai_jobs import integration_env
 from tunewise.jobs.policy import SchedulingPolicy
 from tunewise.jobs.progress import sync_progress
@@ -149,15 +149,21 @@ class Controller:
     # -- running jobs -------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
+        """Follow every started attempt: running jobs, and queued ones a cluster has yet to admit."""
         with self.db.session() as session:
-            running = list(session.scalars(select(Job.id).where(Job.status == "running")))
-        for job_id in running:
+            started = [job.id for job in session.scalars(select(Job).where(Job.status.in_(("running", "queued"))))
+                       if _followed(job)]
+        for job_id in started:
             with state_lock, self.db.session() as session:
                 job = session.scalar(select(Job).where(Job.id == job_id))
-                if job.status != "running":
+                if not _followed(job):
                     continue
-                poll = self.executor.poll(job.handle) if job.handle and "pid" in job.handle else Poll("gone")
-                if poll.state == "running":
+                poll = self.executor.poll(job.handle) if attempt_started(job.handle) else Poll("gone")
+                if poll.state == "waiting":
+                    lifecycle.waiting_for_admission(session, job, poll.reason or "not admitted yet")
+                    self._enforce_stop_grace(job)
+                elif poll.state == "running":
+                    lifecycle.admitted(session, job)
                     sync_progress(session, self.settings, job)
                     self._enforce_stop_grace(job)
                 else:
@@ -174,7 +180,7 @@ class Controller:
         job.stop_requested = kind
         job.stop_detail = detail
         job.handle = {**(job.handle or {}), "stop_requested_at": time.time()}
-        if job.handle.get("pid"):
+        if attempt_started(job.handle):
             self.executor.stop(job.handle)
 
     # -- scheduling ---------------------------------------------------------------------------------
@@ -233,6 +239,11 @@ class Controller:
         else:
             add_event(session, job.id, f"Fine-tuning job resumed on {where} from step {job.step or 0}",
                       data={"placement": where, "attempt": job.attempts})
+
+
+def _followed(job: Job) -> bool:
+    """A running job, or a queued one whose attempt waits in a cluster's queue: the loop polls both."""
+    return job.status == "running" or (job.status == "queued" and attempt_started(job.handle))
 
 
 def _file_ids(job: Job) -> list[Any]:

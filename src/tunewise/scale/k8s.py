@@ -9,9 +9,12 @@ One job becomes:
   pod count; for a TrainJob, a `TrainingRuntime` whose podGroupPolicy makes the Trainer create it).
 
 Every pod runs the same container (`_container`: the image and the command are written once):
-`tunewise train /etc/tunewise/job.yaml`. Its launcher reads the node rank and the rendezvous address
-each operator sets (PET_NODE_RANK and PET_MASTER_ADDR, MASTER_ADDR, JOB_COMPLETION_INDEX) and starts `nproc_per_node` training processes. Checkpoints must be on object storage: pods come and
-go, and a restarted pod resumes from the last complete checkpoint there.
+`python -m tunewise.scale.pod /etc/tunewise/job.yaml`, which runs `tunewise train` on the spec
+and pushes the run's status and metrics beside the checkpoints (scale/pod.py). Training's launcher
+reads the node rank and the rendezvous address each operator sets (PET_NODE_RANK and
+PET_MASTER_ADDR, MASTER_ADDR, JOB_COMPLETION_INDEX) and starts `nproc_per_node` training
+processes. Checkpoints must be on object storage: pods come and go, and a restarted pod resumes
+from the last complete checkpoint there.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import yaml
 
 from tunewise.errors import SpecError
 from tunewise.scale.placement import Placement, place, with_placement
+from tunewise.scale.run_mirror import RUN_URL_ENV, run_url_for
 
 SPEC_DIR = "/etc/tunewise"
 SPEC_FILE = "job.yaml"
@@ -33,6 +37,7 @@ GANGS = ("kueue", "volcano", "none")
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 VOLCANO_GROUP = "scheduling.k8s.io/group-name"
+POD_COMMAND = ("python", "-m", "tunewise.scale.pod")  # tunewise train, plus data download and run files (scale/pod.py)
 TRAINER_STEP = {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}
 
 
@@ -56,6 +61,7 @@ class K8sTarget:
     memory_gib_per_process: int = 64
     max_restarts: int = 3  # whole-job restarts; each resumes from the last complete checkpoint
     master_port: int = 29500
+    stop_grace_s: int = 120  # SIGTERM to SIGKILL: time to write a checkpoint (PyTorchJob and JobSet pods)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -83,7 +89,8 @@ def render(spec: Any, target: K8sTarget, *, name: str) -> tuple[list[dict[str, A
         objects.append(_training_runtime(job, target, placement) if target.kind == "trainjob"
                        else _pod_group(job, target, placement))
     build = {"trainjob": _train_job, "pytorchjob": _pytorch_job, "jobset": _job_set}[target.kind]
-    objects.append(build(job, target, placement))
+    run_files = [{"name": RUN_URL_ENV, "value": run_url_for(spec.checkpoint.dir)}]
+    objects.append(build(job, target, placement, run_files))
     return objects, placement
 
 
@@ -148,7 +155,7 @@ def _container(name: str, target: K8sTarget, placement: Placement, env: list[dic
     if placement.accelerator:
         amounts[placement.accelerator] = str(placement.accelerators_per_node)
     container = {
-        "name": name, "image": target.image, "command": ["tunewise", "train", f"{SPEC_DIR}/{SPEC_FILE}"],
+        "name": name, "image": target.image, "command": [*POD_COMMAND, f"{SPEC_DIR}/{SPEC_FILE}"],
         "env": [{"name": "TUNEWISE_HOME", "value": f"{WORKSPACE}/.tunewise"}, {"name": "PYTHONUNBUFFERED", "value": "1"},
                 *env],
         "resources": {"requests": dict(amounts), "limits": dict(amounts)},
@@ -175,7 +182,9 @@ def _volumes(job: str, target: K8sTarget) -> list[dict[str, Any]]:
 
 
 def _pod_template(job: str, target: K8sTarget, container: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "volumes": _volumes(job, target)}
+    # A deleted or preempted pod gets SIGTERM, then this long to checkpoint the step under way and push it.
+    spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "volumes": _volumes(job, target),
+                            "terminationGracePeriodSeconds": target.stop_grace_s}
     metadata: dict[str, Any] = {"labels": {"tunewise.dev/job": job}}
     if target.gang == "volcano":
         spec["schedulerName"] = "volcano"
@@ -188,9 +197,9 @@ def _pod_template(job: str, target: K8sTarget, container: dict[str, Any]) -> dic
 # --- the workloads -------------------------------------------------------------------------------
 
 
-def _train_job(job: str, target: K8sTarget, placement: Placement) -> dict[str, Any]:
+def _train_job(job: str, target: K8sTarget, placement: Placement, env: list[dict[str, Any]]) -> dict[str, Any]:
     """Kubeflow Trainer v2. The torch runtime sets PET_NODE_RANK and PET_MASTER_ADDR/PORT for the `node` container."""
-    container = _container("node", target, placement, [])
+    container = _container("node", target, placement, env)
     trainer = {key: container[key] for key in ("image", "command", "env")}
     trainer.update(numNodes=placement.nnodes, numProcPerNode=placement.nproc_per_node,
                    resourcesPerNode=container["resources"])
@@ -214,9 +223,9 @@ def _secret_env(secret: str) -> list[dict[str, Any]]:
     return [{"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": True}}} for key in keys]
 
 
-def _pytorch_job(job: str, target: K8sTarget, placement: Placement) -> dict[str, Any]:
+def _pytorch_job(job: str, target: K8sTarget, placement: Placement, env: list[dict[str, Any]]) -> dict[str, Any]:
     """Kubeflow Training Operator v1: pod 0 is the Master; the operator sets MASTER_ADDR/PORT and PET_NODE_RANK."""
-    template = _pod_template(job, target, _container("pytorch", target, placement, []))
+    template = _pod_template(job, target, _container("pytorch", target, placement, env))
     replicas = {"Master": {"replicas": 1, "restartPolicy": "Never", "template": template}}
     if placement.nnodes > 1:
         replicas["Worker"] = {"replicas": placement.nnodes - 1, "restartPolicy": "Never", "template": template}
@@ -228,10 +237,10 @@ def _pytorch_job(job: str, target: K8sTarget, placement: Placement) -> dict[str,
                      "pytorchReplicaSpecs": replicas}}
 
 
-def _job_set(job: str, target: K8sTarget, placement: Placement) -> dict[str, Any]:
+def _job_set(job: str, target: K8sTarget, placement: Placement, env: list[dict[str, Any]]) -> dict[str, Any]:
     """A JobSet of one indexed Job: pod i is node i (JOB_COMPLETION_INDEX); node 0 is reached by its hostname."""
     env = [{"name": "MASTER_ADDR", "value": f"{job}-node-0-0.{job}"},
-           {"name": "MASTER_PORT", "value": str(target.master_port)}]
+           {"name": "MASTER_PORT", "value": str(target.master_port)}, *env]
     template = _pod_template(job, target, _container("trainer", target, placement, env))
     pods = placement.nnodes
     job_spec = {"parallelism": pods, "completions": pods, "completionMode": "Indexed", "backoffLimit": 0,
@@ -289,32 +298,3 @@ def pod_path_warnings(spec: Any, target: K8sTarget) -> list[str]:
         if not any(value.startswith(m) for m in mounts):
             out.append(f"{field} is {value}: the pods read it from the image or a volume mounted there (--volume CLAIM:DIR)")
     return out
-
-
-def apply_manifests(text: str, *, dry_run: str = "none", kubectl: str = "kubectl") -> str:
-    """`kubectl apply -f -` with the manifests on stdin; returns kubectl's output.
-
-    Raises SpecError when kubectl is missing, and TunewiseError with kubectl's message when it fails
-    (no cluster reachable, a custom resource not installed, a refused object).
-    """
-    import shutil
-    import subprocess
-
-    from tunewise.errors import TunewiseError
-
-    binary = shutil.which(kubectl)
-    if binary is None:
-        raise SpecError("--apply: kubectl is not on PATH", hint="install kubectl, or pipe the printed manifests to it")
-    command = [binary, "apply", "-f", "-"]
-    if dry_run != "none":
-        command.append(f"--dry-run={dry_run}")
-    try:
-        done = subprocess.run(command, input=text, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        raise TunewiseError("kubectl apply did not answer within 120 s", hint="check the cluster and your kubeconfig") from None
-    if done.returncode != 0:
-        lines = [line for line in done.stderr.splitlines() if line.strip() and "memcache.go" not in line]
-        raise TunewiseError(f"kubectl apply failed: {' / '.join(lines[-3:]) or f'exit code {done.returncode}'}",
-                            hint="is a cluster reachable (kubectl cluster-info), with the Trainer, Kueue or Volcano "
-                                 "CRDs installed for the kinds rendered?")
-    return done.stdout

@@ -178,7 +178,9 @@ def test_every_shape_validates(tiny_model_dir, kind, gang):
                                                   "kind": "TrainingRuntime"}
     containers = _containers(workload)
     assert {json.dumps([c["image"], c["command"]]) for c in containers} == {
-        json.dumps(["ghcr.io/tunewise/tunewise:0.1.0", ["tunewise", "train", "/etc/tunewise/job.yaml"]])}
+        json.dumps(["ghcr.io/tunewise/tunewise:0.1.0", ["python", "-m", "tunewise.scale.pod", "/etc/tunewise/job.yaml"]])}
+    for container in containers:  # where the pod holding rank 0 pushes status.json and metrics.jsonl
+        assert {"name": "TUNEWISE_RUN_URL", "value": "s3://bucket/runs/support-bot/run"} in container["env"]
     assert yaml.safe_load_all(to_yaml(objects))  # one YAML stream
 
 

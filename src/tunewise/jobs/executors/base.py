@@ -30,8 +30,22 @@ class Launch:
 
 @dataclass(frozen=True)
 class Poll:
-    state: Literal["running", "exited", "gone"]  # gone: no such process any more, exit status unknown
+    """What an attempt is doing.
+
+    running: it trains. exited: it ended with `exit_code`. gone: it is no more and its exit status is
+    unknown (the run directory says what it did). waiting: submitted to a cluster whose own queue
+    (Kueue, Volcano) has not admitted it yet; `reason` says why. failed: the cluster gave up on it
+    after its own restarts; `reason` is the cluster's message.
+    """
+
+    state: Literal["running", "exited", "gone", "waiting", "failed"]
     exit_code: int | None = None  # negative: killed by that signal
+    reason: str | None = None
+
+
+def attempt_started(handle: Handle | None) -> bool:
+    """Whether a job's handle names an attempt an executor started (a process, a cluster job)."""
+    return bool(handle) and bool(handle.get("pid") or handle.get("executor"))
 
 
 class Executor(Protocol):
