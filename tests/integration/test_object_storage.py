@@ -7,9 +7,7 @@ resumes from it and ends where an uninterrupted run ends.
 
 from __future__ import annotations
 
-import logging
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,6 +17,7 @@ import pytest
 import yaml
 
 from tests.helpers import tiny_spec, write_chat_dataset
+from tests.s3_server import s3_endpoint, s3_environment  # noqa: F401  (a fixture)
 from tests.thread_ranks import save_on_threads, write_shards
 from tunewise.errors import CheckpointError
 from tunewise.spec import load_spec
@@ -26,30 +25,13 @@ from tunewise.train.checkpoint import CheckpointManager
 from tunewise.train.metrics_log import MetricsLog
 from tunewise.train.run import read_status, run_training_job
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def bucket(s3_endpoint, monkeypatch) -> str:
     """A fresh bucket; the environment points boto (and so s3fs) at the local server."""
     import boto3
     import s3fs
 
-    for key, value in {**CREDENTIALS, "AWS_ENDPOINT_URL_S3": s3_endpoint}.items():
+    for key, value in s3_environment(s3_endpoint).items():
         monkeypatch.setenv(key, value)
     s3fs.S3FileSystem.clear_instance_cache()
     name = f"ckpt-{uuid.uuid4().hex[:12]}"
