@@ -1,6 +1,8 @@
 """Two training processes on CPU (gloo), launched by `tunewise train` through torch's elastic launcher.
 
-- DDP for LoRA: every step's loss matches one process training the same global batch.
+- DDP for LoRA: every step's loss matches one process training the same global batch; SIGTERM to
+  `tunewise train` makes both workers checkpoint the step under way and stop (exit status 3), and
+  one process resumes there (2 -> 1).
 - FSDP2 for full fine-tuning, started from a one-process checkpoint (1 -> 2 processes); one rank
   SIGKILLed mid-run fails the job at once, naming the rank; the run then resumes from the last
   complete sharded checkpoint in one process (2 -> 1) and ends where the one-process run ends.
@@ -85,7 +87,7 @@ def _assert_same_losses(got: list[dict], want: list[dict], steps: int = STEPS) -
 
 
 def test_two_process_ddp_lora_matches_one_process_and_stops_on_request(tiny_model_dir, tmp_path, workspace):
-    steps = 12
+    steps = 8
     data = write_chat_dataset(tmp_path / "train.jsonl", rows=48)
     reference = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "one", 1, steps=steps)))
     run_dir = workspace / "runs" / "two"
@@ -99,15 +101,17 @@ def test_two_process_ddp_lora_matches_one_process_and_stops_on_request(tiny_mode
     assert proc.returncode == EXIT_STOPPED, err[-3000:]
     status = read_status(run_dir)
     assert status["state"] == "stopped" and 3 <= status["step"] < steps
-    assert CheckpointManager(run_dir / "checkpoints").latest().step == status["step"]  # the step under way
-
-    result = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "two", 2, steps=steps)))
-    assert result.steps == steps and result.resumed_from == status["step"]
-    assert json.loads((run_dir / "batch_plan.json").read_text())["world_size"] == 2
-    _assert_same_losses(_rows(run_dir), _rows(reference.run_dir), steps)
     latest = CheckpointManager(run_dir / "checkpoints").latest()
+    assert latest.step == status["step"]  # the step under way
+    assert json.loads((run_dir / "batch_plan.json").read_text())["world_size"] == 2
     assert {"dcp/__0_0.distcp", "dcp/__1_0.distcp", "rng/rank-1.pt"} <= set(latest.files)
     assert max(f["bytes"] for f in latest.files.values()) < 1_000_000  # the adapter only, never the frozen base
+
+    # The same run resumed in one process (2 -> 1) ends where the one-process run ends, step for step.
+    # Only the number of processes changes: the step keeps its 2 micro-batches (batch_plan.json).
+    result = run_training_job(load_spec(raw=_raw(tiny_model_dir, data, "lora", "two", 1, accumulation=1, steps=steps)))
+    assert result.steps == steps and result.resumed_from == status["step"]
+    _assert_same_losses(_rows(run_dir), _rows(reference.run_dir), steps)
     assert (run_dir / "artifact" / "adapter_model.safetensors").is_file()
     assert read_status(run_dir)["state"] == "completed"
 
