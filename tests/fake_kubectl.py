@@ -108,7 +108,7 @@ def main(argv: list[str]) -> int:
         return 0  # no pods run here; the call is recorded
     if verb == "delete" and len(args) >= 3:
         path = object_path(args[1], ns, args[2])
-        if path.is_file() and "--cascade=foreground" in args:  # the object stays until its pods are gone
+        if path.is_file() and "--cascade=foreground" in args and "--wait=false" in args:  # it stays until its pods are gone
             obj = json.loads(path.read_text())
             obj["metadata"]["deletionTimestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             path.write_text(json.dumps(obj))

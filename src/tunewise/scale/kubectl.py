@@ -74,9 +74,10 @@ class Kubectl:
                 return None
             raise
 
-    def delete(self, kind: str, name: str, *flags: str) -> None:
-        """Delete the object (already gone is fine)."""
-        self.run("delete", kind, name, "--ignore-not-found", "--wait=false", *flags, what=f"kubectl delete {kind}/{name}")
+    def delete(self, kind: str, name: str, *flags: str, wait: bool = False) -> None:
+        """Delete the object (already gone is fine); with `wait`, return once it is gone."""
+        self.run("delete", kind, name, "--ignore-not-found", f"--wait={str(wait).lower()}", *flags,
+                 what=f"kubectl delete {kind}/{name}")
 
     def logs(self, selector: str) -> str:
         """Every container's log of the pods matching `selector`, each line prefixed with its pod."""

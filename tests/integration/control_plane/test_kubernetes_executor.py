@@ -79,7 +79,8 @@ def api(server, method: str, path: str, **kwargs):
 
 def submit(server, steps: int = 4) -> str:
     spec = {"method": "lora", "data": {"train": server.file_id}, "train": {"max_steps": steps, "device": "cpu"},
-            "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0}, "eval": {"enabled": False}}
+            "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0}, "eval": {"enabled": False},
+            "tracking": {"enabled": False}}
     return api(server, "POST", "/api/jobs", json={"model": "tiny", "spec": spec})["id"]
 
 

@@ -103,13 +103,16 @@ class KubernetesExecutor:
         notes = [f"{self.options.shape} {name} in namespace {self.options.namespace} (gang: {self.options.gang}, "
                  f"queue {self.options.queue}): {placement.nnodes} pod(s) x {placement.nproc_per_node} process(es)",
                  *placement.notes, *pod_path_warnings(spec, self.target)]
+        workload = objects[-1]
+        resource = RESOURCES[workload["kind"]]
+        if self.kubectl.get(resource, name) is not None:  # an earlier attempt's, finished or failed: start afresh
+            self.kubectl.delete(resource, name, "--cascade=foreground", wait=True)
         applied = self.kubectl.apply(to_yaml(objects))
         _append(launch.log_path, f"\n--- attempt started {time.strftime('%Y-%m-%d %H:%M:%S')} on Kubernetes ---\n"
                 + "".join(f"{note}\n" for note in notes) + applied)
-        workload = objects[-1]
         owned = [(RESOURCES[o["kind"]], o["metadata"]["name"]) for o in objects
                  if o["kind"] in RESOURCES and o["metadata"].get("namespace")]
-        return {"executor": self.name, "kind": workload["kind"], "resource": RESOURCES[workload["kind"]],
+        return {"executor": self.name, "kind": workload["kind"], "resource": resource,
                 "name": name, "namespace": self.options.namespace, "objects": owned,
                 "checkpoints": spec.checkpoint.dir, "run_url": run_url_for(spec.checkpoint.dir),
                 "run_dir": str(launch.run_dir),
