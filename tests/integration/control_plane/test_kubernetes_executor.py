@@ -22,7 +22,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -30,6 +29,7 @@ from tests import fake_kubectl
 from tests.control_plane_support import LiveServer, cpu_pool, make_key, wait_for
 from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
+from tests.integration.control_plane.test_preemption_and_faults import api, messages
 from tests.s3_server import s3_endpoint, s3_environment  # noqa: F401  (a fixture)
 from tunewise.scale.k8s import kubernetes_name
 
@@ -70,13 +70,6 @@ def cluster(tmp_path_factory, tiny_model_dir, s3_endpoint):
             yield live
 
 
-def api(server, method: str, path: str, **kwargs):
-    response = httpx.request(method, server.url + path, headers={"authorization": f"Bearer {server.key}"},
-                             timeout=60, **kwargs)
-    assert response.status_code < 400, response.text
-    return response.json()
-
-
 def submit(server, steps: int = 4) -> str:
     spec = {"method": "lora", "data": {"train": server.file_id}, "train": {"max_steps": steps, "device": "cpu"},
             "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0}, "eval": {"enabled": False},
@@ -86,11 +79,6 @@ def submit(server, steps: int = 4) -> str:
 
 def job(server, job_id: str) -> dict:
     return api(server, "GET", f"/api/jobs/{job_id}")
-
-
-def messages(server, job_id: str) -> list[str]:
-    events = api(server, "GET", f"/v1/fine_tuning/jobs/{job_id}/events", params={"limit": 1000})["data"]
-    return [e["message"] for e in reversed(events)]
 
 
 def waiting_for_admission(server, job_id: str) -> dict:
