@@ -24,6 +24,7 @@ import yaml
 from tunewise.scale.run_mirror import RUN_URL_ENV, RunPusher
 
 PUSH_EVERY_S = float(os.environ.get("TUNEWISE_RUN_PUSH_S", "5"))
+TRAIN = (sys.executable, "-m", "tunewise", "train")  # the command, given the spec's path
 DATA_FIELDS = ("train", "validation")
 
 
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     pusher = _pusher(raw, home, spec_path)
-    child = subprocess.Popen([sys.executable, "-m", "tunewise", "train", str(spec_path)])
+    child = subprocess.Popen([*TRAIN, str(spec_path)])
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda number, frame: child.send_signal(number))
     while True:
