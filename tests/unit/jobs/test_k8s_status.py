@@ -56,3 +56,15 @@ def test_bad_options_name_the_option(options, message):
     with pytest.raises(SpecError) as err:
         make_executor("kubernetes", **options)
     assert message in str(err.value.message) and "Traceback" not in str(err.value.message)
+
+
+def test_a_cluster_that_does_not_answer_changes_nothing(tmp_path):
+    """kubectl failing (here: `false`) is neither an exit nor an error for the job: the last known state stands."""
+    executor = make_executor("kubernetes", storage="memory://jobs/tunewise", kubectl="false")
+    handle = {"executor": "kubernetes", "kind": "JobSet", "resource": "jobsets.jobset.x-k8s.io", "name": "bot",
+              "namespace": "default", "objects": [["jobsets.jobset.x-k8s.io", "bot"], ["configmaps", "bot-spec"]],
+              "checkpoints": "memory://jobs/tunewise/bot", "run_url": "memory://jobs/tunewise/bot/run",
+              "run_dir": str(tmp_path / "run"), "log": str(tmp_path / "train.log")}
+    assert executor.poll(handle) == Poll("running")
+    executor.stop(handle)
+    executor.cancel(handle)  # logged, not raised: the API's cancel still cancels the job

@@ -86,6 +86,7 @@ class KubernetesExecutor:
                                 memory_gib_per_process=options.memory_gib_per_process,
                                 max_restarts=options.max_restarts, stop_grace_s=options.stop_grace_s)
         self._logs_copied_at: dict[str, float] = {}
+        self._last: dict[str, Poll] = {}  # each workload's last known state, kept while the cluster does not answer
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -140,11 +141,17 @@ class KubernetesExecutor:
 
     def poll(self, handle: Handle) -> Poll:
         self._pull_run_files(handle)
-        obj = self.kubectl.get(handle["resource"], handle["name"])
-        group = None
-        if obj is not None and self.options.gang == "volcano" and handle["kind"] != "TrainJob":
-            group = self.kubectl.get(RESOURCES["PodGroup"], handle["name"])
+        name = handle["name"]
+        try:
+            obj = self.kubectl.get(handle["resource"], name)
+            group = None
+            if obj is not None and self.options.gang == "volcano" and handle["kind"] != "TrainJob":
+                group = self.kubectl.get(RESOURCES["PodGroup"], name)
+        except KubectlError as err:  # the cluster did not answer: nothing is known to have changed
+            log.warning("reading %s's status failed: %s", name, err)
+            return self._last.get(name, Poll("running"))
         poll = workload_poll(obj, group, queue=self.options.queue, gang=self.options.gang)
+        self._last[name] = poll
         self._copy_pod_logs(handle, final=poll.state not in ("running", "waiting"))
         if poll.state == "exited" and poll.exit_code == 0:
             self._fetch_artifact(handle)
@@ -190,13 +197,22 @@ class KubernetesExecutor:
 
     def stop(self, handle: Handle) -> None:
         # Foreground: the object stays (being deleted) until its pods, SIGTERMed, have checkpointed and exited.
-        self.kubectl.delete(handle["resource"], handle["name"], "--cascade=foreground")
+        try:
+            self.kubectl.delete(handle["resource"], handle["name"], "--cascade=foreground")
+        except KubectlError as err:  # the controller cancels the job once its stop grace has passed
+            log.warning("asking %s to stop failed: %s", handle["name"], err)
 
     def cancel(self, handle: Handle) -> None:
-        for resource, name in handle.get("objects") or [(handle["resource"], handle["name"])]:
-            self.kubectl.delete(resource, name, "--cascade=background")
-        self.kubectl.run("delete", "pods", "-l", f"tunewise.dev/job={handle['name']}", "--ignore-not-found",
-                         "--wait=false", "--grace-period=0", "--force", what="kubectl delete pods")
+        """Delete the job's objects and pods at once. When the cluster does not answer the job is
+        cancelled all the same, and the log names what is left to delete by hand."""
+        try:
+            for resource, name in handle.get("objects") or [(handle["resource"], handle["name"])]:
+                self.kubectl.delete(resource, name, "--cascade=background")
+            self.kubectl.run("delete", "pods", "-l", f"tunewise.dev/job={handle['name']}", "--ignore-not-found",
+                             "--wait=false", "--grace-period=0", "--force", what="kubectl delete pods")
+        except KubectlError as err:
+            log.error("deleting %s failed (%s): delete it with kubectl delete -n %s -l tunewise.dev/job=%s",
+                      handle["name"], err, handle.get("namespace"), handle["name"])
 
     def logs(self, handle: Handle, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
         return read_log(Path(handle["log"]), offset, limit)
