@@ -38,10 +38,18 @@ def set_status(resource: str, name: str, *, namespace: str = "default", conditio
     path = object_path(resource, namespace, name)
     obj = json.loads(path.read_text())
     if conditions is not None:
-        obj["status"] = {"conditions": [{"status": "True", **c} for c in conditions]}
+        obj.setdefault("status", {})["conditions"] = [{"status": "True", **c} for c in conditions]
     if suspend is not None:
         spec = obj["spec"]["runPolicy"] if obj["kind"] == "PyTorchJob" else obj["spec"]
         spec["suspend"] = suspend
+    path.write_text(json.dumps(obj))
+
+
+def set_phase(resource: str, name: str, phase: str, *, namespace: str = "default") -> None:
+    """A Volcano PodGroup's phase (Pending, Inqueue, Running), as its scheduler would set it."""
+    path = object_path(resource, namespace, name)
+    obj = json.loads(path.read_text())
+    obj.setdefault("status", {})["phase"] = phase
     path.write_text(json.dumps(obj))
 
 

@@ -10,11 +10,14 @@ the job trains, checkpoints to S3 and pushes its run files there, and the server
   steps, checkpoints, tokens, artifact and pod logs;
 - a workload the cluster failed fails the job with the cluster's reason;
 - pause deletes the workload in the foreground (its pods checkpoint), and the job is paused;
-- cancel deletes every object the job created.
+- cancel deletes every object the job created;
+- under Volcano (a PyTorchJob), the job waits while its PodGroup is not scheduled, with Volcano's
+  reason, then runs, and fails with the operator's reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -38,8 +41,8 @@ JOBSETS = "jobsets.jobset.x-k8s.io"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, tiny_model_dir, s3_endpoint):
-    """A server whose executor is `kubernetes`, with kubectl (the fake) first on PATH and S3 on localhost."""
+def fake_cluster(tmp_path_factory, s3_endpoint):
+    """kubectl (the fake) first on PATH, its objects in a folder, and a bucket on the local S3 server."""
     import boto3
     import s3fs
 
@@ -56,18 +59,39 @@ def cluster(tmp_path_factory, tiny_model_dir, s3_endpoint):
         patch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
         s3fs.S3FileSystem.clear_instance_cache()
         boto3.client("s3").create_bucket(Bucket=bucket)
-        executor = {"kind": "kubernetes", "options": {
-            "storage": f"s3://{bucket}/jobs", "namespace": NAMESPACE, "shape": "jobset", "gang": "kueue",
-            "queue": "team-a", "gpu": "cpu", "cpu_per_process": 1, "memory_gib_per_process": 2}}
-        app, home = start_server(tmp_path_factory, tiny_model_dir, name="k8s", executor=executor,
-                                 scheduling=cpu_pool(4))
-        with LiveServer(app) as live:
-            live.home, live.key, live.folder = home, make_key(app, "team-a"), folder
-            data = write_chat_dataset(folder / "train.jsonl", rows=24)
-            with data.open("rb") as fh:
-                live.file_id = api(live, "POST", "/v1/files", files={"file": ("train.jsonl", fh)},
-                                   data={"purpose": "fine-tune"})["id"]
-            yield live
+        yield folder, f"s3://{bucket}/jobs"
+
+
+@contextlib.contextmanager
+def _server(tmp_path_factory, tiny_model_dir, fake_cluster, name: str, **options):
+    """A server whose executor is `kubernetes` with `options`, and a training file uploaded to it."""
+    folder, storage = fake_cluster
+    executor = {"kind": "kubernetes", "options": {"storage": storage, "namespace": NAMESPACE, "gpu": "cpu",
+                                                  "cpu_per_process": 1, "memory_gib_per_process": 2, **options}}
+    app, home = start_server(tmp_path_factory, tiny_model_dir, name=name, executor=executor, scheduling=cpu_pool(4))
+    with LiveServer(app) as live:
+        live.home, live.key, live.folder = home, make_key(app, "team-a"), folder
+        data = write_chat_dataset(home / "train.jsonl", rows=24)
+        with data.open("rb") as fh:
+            live.file_id = api(live, "POST", "/v1/files", files={"file": ("train.jsonl", fh)},
+                               data={"purpose": "fine-tune"})["id"]
+        yield live
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, tiny_model_dir, fake_cluster):
+    """JobSets admitted by Kueue from the LocalQueue team-a."""
+    with _server(tmp_path_factory, tiny_model_dir, fake_cluster, "k8s-kueue", shape="jobset", gang="kueue",
+                 queue="team-a") as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def volcano_cluster(tmp_path_factory, tiny_model_dir, fake_cluster):
+    """PyTorchJobs gang-scheduled by Volcano in the queue research."""
+    with _server(tmp_path_factory, tiny_model_dir, fake_cluster, "k8s-volcano", shape="pytorchjob", gang="volcano",
+                 queue="research") as live:
+        yield live
 
 
 def submit(server, steps: int = 4) -> str:
@@ -170,3 +194,27 @@ def test_cluster_failure_pause_and_cancel_reach_the_job(cluster):
     assert api(cluster, "POST", f"/v1/fine_tuning/jobs/{cancelled}/cancel")["status"] == "cancelled"
     assert stored(JOBSETS, name) is None and stored("configmaps", f"{name}-spec") is None
     assert any({"delete", "pods", f"tunewise.dev/job={name}", "--force"} <= set(call) for call in fake_kubectl.calls())
+
+
+def test_a_volcano_gang_waits_until_it_fits_then_runs_and_fails_with_the_clusters_reason(volcano_cluster):
+    job_id = submit(volcano_cluster)
+    name = kubernetes_name(job_id)
+    wait_for(lambda: stored("podgroups.scheduling.volcano.sh", name), 60, 0.1, "the PodGroup")
+    group = stored("podgroups.scheduling.volcano.sh", name)
+    assert group["spec"]["minMember"] == 1 and group["spec"]["queue"] == "research"
+    workload = stored("pytorchjobs.kubeflow.org", name)
+    assert workload["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["schedulerName"] == "volcano"
+    fake_kubectl.set_status("podgroups.scheduling.volcano.sh", name, namespace=NAMESPACE, conditions=[
+        {"type": "Unschedulable", "reason": "NotEnoughResources", "message": "1/1 tasks in gang unschedulable"}])
+    fake_kubectl.set_phase("podgroups.scheduling.volcano.sh", name, "Inqueue", namespace=NAMESPACE)
+    queued = wait_for(lambda: (j := job(volcano_cluster, job_id))["queue"]["reason"] == "admission" and j, 60, 0.1,
+                      "the job to wait for Volcano")
+    assert queued["queue"]["detail"] == ("Volcano has not scheduled the gang in queue 'research' (Inqueue: "
+                                         "NotEnoughResources: 1/1 tasks in gang unschedulable)")
+
+    fake_kubectl.set_phase("podgroups.scheduling.volcano.sh", name, "Running", namespace=NAMESPACE)
+    wait_for(lambda: job(volcano_cluster, job_id)["status"] == "running", 60, 0.1, "the job to run")
+    fake_kubectl.set_status("pytorchjobs.kubeflow.org", name, namespace=NAMESPACE, conditions=[
+        {"type": "Failed", "reason": "PyTorchJobFailed", "message": "PyTorchJob failed because Master failed"}])
+    failed = wait_for(lambda: (j := job(volcano_cluster, job_id))["status"] == "failed" and j, 60, 0.1, "the failure")
+    assert "PyTorchJobFailed: PyTorchJob failed because Master failed" in failed["error"]["message"]
