@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from tunewise.errors import SpecError
 from tunewise.jobs.executors import make_executor
-from tunewise.jobs.executors.base import Poll
+from tunewise.jobs.executors.base import Launch, Poll
+from tunewise.jobs.schedule_types import Placement
 from tunewise.jobs.executors.k8s_status import workload_poll
 
 
@@ -68,3 +70,17 @@ def test_a_cluster_that_does_not_answer_changes_nothing(tmp_path):
     assert executor.poll(handle) == Poll("running")
     executor.stop(handle)
     executor.cancel(handle)  # logged, not raised: the API's cancel still cancels the job
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"stages": [{"name": "sft"}]}, "stages"),
+    ({"method": {"name": "grpo", "reward_functions": ["/srv/jobs/x/grader.py"]}}, "method.reward_functions"),
+])
+def test_jobs_pods_cannot_run_are_refused_at_start(tmp_path, spec, field):
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump({"base_model": "tiny", **spec}))
+    executor = make_executor("kubernetes", storage="memory://jobs/tunewise", kubectl="false")
+    launch = Launch(job_id="ftjob-1", spec_path=path, run_dir=tmp_path / "run", log_path=tmp_path / "log",
+                    placement=Placement(slots=()))
+    with pytest.raises(SpecError, match=field):
+        executor.start(launch)

@@ -96,6 +96,7 @@ class KubernetesExecutor:
         from tunewise.spec import load_spec
 
         raw = yaml.safe_load(launch.spec_path.read_text(encoding="utf-8")) or {}
+        _refuse_what_pods_cannot_run(raw)
         job_url = f"{self.storage}/{launch.job_id}"
         raw = self._with_storage(raw, job_url)
         spec = load_spec(raw=raw)
@@ -216,6 +217,17 @@ class KubernetesExecutor:
 
     def logs(self, handle: Handle, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
         return read_log(Path(handle["log"]), offset, limit)
+
+
+def _refuse_what_pods_cannot_run(raw: dict[str, Any]) -> None:
+    """Jobs this executor cannot carry to a pod yet, refused with the reason rather than run wrong."""
+    if raw.get("stages"):
+        raise SpecError("stages: a job of several stages runs with the local executor only (each stage's run "
+                        "directory is followed on this machine)")
+    method = raw.get("method") if isinstance(raw.get("method"), dict) else {}
+    if method.get("reward_functions"):
+        raise SpecError("method.reward_functions: reward code written on the server does not reach the pods; "
+                        "jobs with graders run with the local executor")
 
 
 def _append(path: Path, text: str) -> None:
