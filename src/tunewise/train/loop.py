@@ -203,7 +203,7 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
                 **system_metrics(cfg.device),
             }
             last = state.step == cfg.total_steps
-            saving, stopping = _agreed(ranks, last or save_policy.should_save(state.step), stop_requested() and not last)
+            saving = _agreed(ranks, last or save_policy.should_save(state.step))[0]
             evaluating = saving or (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0)
             val = validation_loss(parallel, val_plan, cfg) if evaluating else None
             if val is not None:
@@ -212,6 +212,8 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
             if ranks.is_main:
                 metrics.append(record)
             progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val)
+            # After the step is logged, as with one process: a request that came while it was logged stops here.
+            stopping = _agreed(ranks, stop_requested() and not last)[0]
             if saving or stopping:
                 save_checkpoint(manager, parallel, optimizer, scheduler, state, cfg, val)
                 save_policy.mark_saved(state.step)
