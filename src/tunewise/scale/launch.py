@@ -56,29 +56,30 @@ def launch_training(spec: Any, run_dir: Path) -> LaunchResult:
     Raises TrainingProcessFailed naming the first rank that failed and how, or the TunewiseError a
     worker reported.
     """
-    from tunewise.methods import get_method
-
     resources = spec.resources
-    if not get_method(spec.method.name).multi_process:
-        raise SpecError(f"resources: method {spec.method.name} trains in one process",
-                        hint="set resources.nproc_per_node and resources.nnodes to 1")
+    check_launchable(spec)
     node_rank = resources.resolved_node_rank()
     config = launch_config(resources, node_rank, run_id=f"{run_dir.name}-{uuid.uuid4().hex[:8]}")
-    check_shared_checkpoints(spec)
+    handoff = prepare_handoff(spec, run_dir)
+    console.print(f"launching {resources.nproc_per_node} training process{'es' if resources.nproc_per_node > 1 else ''}"
+                  f" on node {node_rank} of {resources.nnodes} (world size {resources.world_size})")
+    with _worker_environment(spec, resources.nproc_per_node), following_metrics(run_dir / "metrics.jsonl"):
+        failures = _run_agent(config, run_dir)
+    if failures:
+        raise _failure_error(failures, handoff, run_dir)
+    result = json.loads((handoff / RESULT_FILE).read_text()) if (handoff / RESULT_FILE).is_file() else {}
+    return LaunchResult(int(result.get("steps", 0)), result.get("resumed_from"))
+
+
+def prepare_handoff(spec: Any, run_dir: Path) -> Path:
+    """`run_dir/.launch/` with the spec the workers train, cleared of an earlier attempt's reports."""
     handoff = run_dir / LAUNCH_DIR
     handoff.mkdir(parents=True, exist_ok=True)
     (handoff / "spec.json").write_text(spec.model_dump_json())
     for stale in handoff.glob("*.error.json"):
         stale.unlink()
     (handoff / RESULT_FILE).unlink(missing_ok=True)
-    console.print(f"launching {resources.nproc_per_node} training process{'es' if resources.nproc_per_node > 1 else ''}"
-                  f" on node {node_rank} of {resources.nnodes} (world size {resources.world_size})")
-    with _worker_environment(spec, resources.nproc_per_node), _following_metrics(run_dir / "metrics.jsonl"):
-        failures = _run_agent(config, run_dir)
-    if failures:
-        raise _failure_error(failures, handoff, run_dir)
-    result = json.loads((handoff / RESULT_FILE).read_text()) if (handoff / RESULT_FILE).is_file() else {}
-    return LaunchResult(int(result.get("steps", 0)), result.get("resumed_from"))
+    return handoff
 
 
 def launch_config(resources: Any, node_rank: int, *, run_id: str) -> Any:
@@ -101,6 +102,16 @@ def launch_config(resources: Any, node_rank: int, *, run_id: str) -> Any:
                         hint="set it in the spec, or MASTER_ADDR and MASTER_PORT in each machine's environment")
     return LaunchConfig(rdzv_backend="static", rdzv_endpoint=endpoint, rdzv_configs={"rank": node_rank},
                         **common)
+
+
+def check_launchable(spec: Any) -> None:
+    """A spec several processes can train: its method runs in several, its checkpoints are shared."""
+    from tunewise.methods import get_method
+
+    if spec.resources.world_size > 1 and not get_method(spec.method.name).multi_process:
+        raise SpecError(f"resources: method {spec.method.name} trains in one process",
+                        hint="set resources.nproc_per_node and resources.nnodes to 1")
+    check_shared_checkpoints(spec)
 
 
 def check_shared_checkpoints(spec: Any) -> None:
@@ -158,12 +169,11 @@ def _passing_on_stop_requests() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _failure_error(failures: dict[int, Any], handoff: Path, run_dir: Path) -> TunewiseError:
-    """The user's error: a worker's own TunewiseError when one reported it (TrainingStopped when
-    they stopped on request), else who died and how."""
+def reported_error(handoff: Path, ranks: list[int]) -> TunewiseError | None:
+    """The error the first of `ranks` to report one handed back (TrainingStopped for a stop), or None."""
     from tunewise.train.stop import TrainingStopped
 
-    for rank in sorted(failures):
+    for rank in ranks:
         reported = handoff / f"rank-{rank}.error.json"
         if reported.is_file():
             data = json.loads(reported.read_text())
@@ -172,6 +182,15 @@ def _failure_error(failures: dict[int, Any], handoff: Path, run_dir: Path) -> Tu
             error = TunewiseError(data["message"], hint=data.get("hint"))
             error.exit_code = int(data.get("exit_code", 2))
             return error
+    return None
+
+
+def _failure_error(failures: dict[int, Any], handoff: Path, run_dir: Path) -> TunewiseError:
+    """The user's error: a worker's own TunewiseError when one reported it (TrainingStopped when
+    they stopped on request), else who died and how."""
+    reported = reported_error(handoff, sorted(failures))
+    if reported is not None:
+        return reported
     # The agent records failures in the order it finds them: the first is the cause; the others are
     # the processes it then stopped (SIGTERM, then SIGKILL after STOP_GRACE_S) or that failed because
     # a peer was gone.
@@ -205,7 +224,7 @@ def _worker_environment(spec: Any, nproc: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _following_metrics(path: Path) -> Iterator[None]:
+def following_metrics(path: Path) -> Iterator[None]:
     """Feed the rows rank 0 appends to metrics.jsonl to this process's observers (experiment tracking)."""
     stop = threading.Event()
     thread = threading.Thread(target=_follow, args=(path, stop), name="metrics-follower", daemon=True)

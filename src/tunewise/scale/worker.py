@@ -36,19 +36,35 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = _train(run_dir)
     except TunewiseError as err:
-        report = {"message": err.message, "hint": err.hint, "exit_code": err.exit_code}
-        if isinstance(err, TrainingStopped):
-            report["stopped_at"] = err.step
-        (run_dir / LAUNCH_DIR / f"rank-{rank}.error.json").write_text(json.dumps(report))
-        print(f"error: {err.message}", file=sys.stderr, flush=True)
+        report_error(run_dir, rank, err)
         return err.exit_code
     if rank == 0:
-        payload = {"steps": result.steps, "resumed_from": result.resumed_from}
-        (run_dir / LAUNCH_DIR / RESULT_FILE).write_text(json.dumps(payload))
+        report_result(run_dir, result)
     return 0
 
 
+def report_error(run_dir: Path, rank: int, err: TunewiseError) -> None:
+    """Hand a worker's error back to the launcher (`.launch/rank-<rank>.error.json`)."""
+    report = {"message": err.message, "hint": err.hint, "exit_code": err.exit_code}
+    if isinstance(err, TrainingStopped):
+        report["stopped_at"] = err.step
+    (run_dir / LAUNCH_DIR / f"rank-{rank}.error.json").write_text(json.dumps(report))
+    print(f"error: {err.message}", file=sys.stderr, flush=True)
+
+
+def report_result(run_dir: Path, result: Any) -> None:
+    """Rank 0 hands the steps trained back to the launcher (`.launch/result.json`)."""
+    payload = {"steps": result.steps, "resumed_from": result.resumed_from}
+    (run_dir / LAUNCH_DIR / RESULT_FILE).write_text(json.dumps(payload))
+
+
 def _train(run_dir: Path) -> Any:
+    return train_in_process_group(run_dir, leave=True)
+
+
+def train_in_process_group(run_dir: Path, *, leave: bool) -> Any:
+    """Join the job's process group (or find it joined: Ray Train sets it up) and train the spec the
+    launcher left in `run_dir/.launch/`; `leave`: destroy the group afterwards (not when Ray owns it)."""
     from tunewise.methods import get_method
     from tunewise.models import resolve_device_policy
     from tunewise.spec import JobSpec
@@ -66,7 +82,8 @@ def _train(run_dir: Path) -> Any:
             return TrainingSession(spec, run_dir, ranks).run()
         return method.trainer(spec, run_dir)  # TRL's trainers join the process group through accelerate
     finally:
-        leave_process_group()
+        if leave:
+            leave_process_group()
 
 
 def _write_output_to(path: Path) -> None:

@@ -119,10 +119,14 @@ def _train(spec: JobSpec, run_dir: Path) -> RunResult:
     from tunewise.methods import get_method
     from tunewise.train.session import TrainingSession
 
-    if spec.resources.world_size > 1:
-        from tunewise.scale.launch import launch_training
+    from tunewise.scale.ray_cluster import RayOptions
 
-        launched = launch_training(spec, run_dir)
+    ray = RayOptions.from_env()  # the Ray executor: the processes are Ray Train workers on its cluster
+    if ray is not None or spec.resources.world_size > 1:
+        from tunewise.scale.launch import launch_training
+        from tunewise.scale.ray_train import train_on_ray
+
+        launched = train_on_ray(spec, run_dir, ray) if ray is not None else launch_training(spec, run_dir)
         return RunResult(run_dir, "completed", launched.steps, resumed_from=launched.resumed_from)
     method = get_method(spec.method.name)
     if method.trainer is not None:
