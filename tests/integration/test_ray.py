@@ -11,6 +11,7 @@ The control plane's side (queueing, pause, cancel) is in control_plane/test_ray_
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,6 +118,8 @@ def test_a_killed_worker_is_recovered_from_the_last_checkpoint(cluster, referenc
     status = read_status(run_dir)
     assert status["state"] == "completed" and status["step"] == STEPS
     assert killed not in worker_pids(cluster.address)
+    resumed = re.search(r"resuming\S* from checkpoint at step (\d+)", out)  # rank 0's line, forwarded by Ray
+    assert resumed and 2 <= int(resumed.group(1)) < STEPS, out[-4000:]
     _assert_same_losses(MetricsLog(run_dir / "metrics.jsonl").read(), want)  # rows past the checkpoint redone
 
 
