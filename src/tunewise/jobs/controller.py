@@ -32,7 +32,7 @@ from tunewise.jobs.cluster import (
 )
 from tunewise.jobs.events import add_event
 from tunewise.jobs.files import stored_paths
-from tunewise.jobs.executors.base import Executor, Launch, Poll, attempt_started
+from tunewise.jobs.executors.base import Executor, Launch, Poll, WaitForCapacity, attempt_started
 from tunewise.jobs.openai_jobs import integration_env
 from tunewise.jobs.policy import SchedulingPolicy
 from tunewise.jobs.progress import sync_progress
@@ -44,6 +44,7 @@ from tunewise.jobs.validation import MIN_EXAMPLES, check_job_data
 log = logging.getLogger("tunewise.jobs")
 state_lock = threading.RLock()
 SideWork = Callable[[], None]
+CAPACITY_RETRY_S = 5.0  # a job the executor's cluster cannot hold is offered to it again after this
 
 
 class Controller:
@@ -219,6 +220,9 @@ class Controller:
                         env={"TUNEWISE_HOME": str(self.settings.home), **integration_env(job.integrations)})
         try:
             handle = self.executor.start(launch)
+        except WaitForCapacity as wait:
+            self._wait_for_capacity(session, job, wait.detail)
+            return
         except Exception as err:
             log.exception("starting %s failed", job.id)
             lifecycle.fail(session, job, "executor_error", f"The job could not be started: {err}", notify=self.notify)
@@ -239,6 +243,14 @@ class Controller:
         else:
             add_event(session, job.id, f"Fine-tuning job resumed on {where} from step {job.step or 0}",
                       data={"placement": where, "attempt": job.attempts})
+
+    def _wait_for_capacity(self, session, job: Job, detail: str) -> None:
+        """The executor's cluster cannot hold the job: it stays queued with the reason (said once)."""
+        if job.wait_detail != detail:
+            add_event(session, job.id, f"Waiting: {detail}", level="warn")
+        job.wait_reason = "capacity"
+        job.wait_detail = detail
+        job.not_before = time.time() + CAPACITY_RETRY_S  # meanwhile the pool's slots go to jobs that fit
 
 
 def _followed(job: Job) -> bool:

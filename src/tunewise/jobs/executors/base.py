@@ -48,11 +48,21 @@ def attempt_started(handle: Handle | None) -> bool:
     return bool(handle) and bool(handle.get("pid") or handle.get("executor"))
 
 
+class WaitForCapacity(Exception):
+    """Raised by `start` when the executor's cluster cannot hold the job (a Ray cluster smaller than its
+    gang): the job stays queued, with `detail` as its waiting reason, and is tried again later."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
 class Executor(Protocol):
     name: str
 
     def start(self, launch: Launch) -> Handle:
-        """Start the attempt and return its handle; raises on failure to start."""
+        """Start the attempt and return its handle; raises WaitForCapacity when it cannot run there
+        yet, another exception on failure to start."""
 
     def poll(self, handle: Handle) -> Poll:
         """Whether the attempt still runs, without blocking."""
