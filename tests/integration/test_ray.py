@@ -1,11 +1,16 @@
-"""Training on a real two-node Ray cluster started by the tests (a head with 2 CPUs, a node with 1).
+"""Tunewise on a real two-node Ray cluster started by the tests (a head with 2 CPUs, a node with 1);
+one cluster for the module, ended by its processes' ids at teardown.
 
-- Two Ray Train workers (DDP over gloo) train each step's loss as one process does on the same
-  global batch.
-- A worker SIGKILLed mid-run (its PID from Ray's actor table): Ray Train restarts the worker group,
-  which resumes from the last complete checkpoint, and the run ends at the exact step count with
-  the one-process losses.
-The control plane's side (queueing, pause, cancel) is in control_plane/test_ray_executor.py.
+Through the control plane (`executor: ray`):
+- a job whose gang no node can hold (4 workers on one node) stays queued, its reason in the job's
+  queue info and events, while a job that fits starts;
+- a two-worker job is paused (the workers checkpoint their step together and stop), resumed from
+  that checkpoint, and succeeds at the exact step count, its steps streamed into the job's events;
+- cancelling a running job ends its Ray Train workers.
+Through `tunewise train` as the executor starts it: two workers on two nodes (DDP over gloo) train
+each step's loss as one process does on the same global batch, even though one worker is SIGKILLed
+mid-run (its PID from Ray's actor table): Ray Train restarts the worker group, which resumes from
+the last complete checkpoint, and the run ends at the exact step count.
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.control_plane_support import LiveServer, make_key, wait_for
 from tests.helpers import tiny_spec, write_chat_dataset
+from tests.integration.control_plane.conftest import start_server
+from tests.integration.control_plane.test_preemption_and_faults import api, messages
 
 ray = pytest.importorskip("ray", reason="the Ray tests need ray[train] (pip install 'tunewise[ray]')")
 
@@ -32,6 +40,7 @@ from tunewise.train.metrics_log import MetricsLog  # noqa: E402
 from tunewise.train.run import read_status, run_training_job  # noqa: E402
 
 STEPS = 8
+SERVER_STEPS = 6
 TOLERANCE = 2e-4  # the same sums in another order: float32 rounding
 
 
@@ -63,6 +72,67 @@ def reference(tiny_model_dir, tmp_path_factory) -> tuple[Path, list[dict]]:
     return data, MetricsLog(result.run_dir / "metrics.jsonl").read()
 
 
+@pytest.fixture(scope="module")
+def server(cluster, tmp_path_factory, tiny_model_dir):
+    app, home = start_server(tmp_path_factory, tiny_model_dir, name="ray-server",
+                             executor={"kind": "ray", "options": {"address": cluster.address, "max_failures": 1}})
+    with LiveServer(app) as live:
+        live.app, live.home, live.key = app, home, make_key(app, "team-a")
+        yield live
+
+
+def _submit(server, file_id: str, processes: int, steps: int = SERVER_STEPS) -> str:
+    spec = {"method": "lora", "data": {"train": file_id},
+            "train": {"max_steps": steps, "device": "cpu", "micro_batch_size": 2, "gradient_accumulation": 1},
+            "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0},
+            "resources": {"nproc_per_node": processes, "collective_timeout_s": 120}}
+    return api(server, "POST", "/api/jobs", json={"model": "tiny", "spec": spec})["id"]
+
+
+def _job(server, job_id: str) -> dict:
+    return api(server, "GET", f"/api/jobs/{job_id}")
+
+
+def test_jobs_on_ray_queue_pause_resume_and_cancel(server, cluster, tmp_path):
+    data = write_chat_dataset(tmp_path / "train.jsonl", rows=32)
+    with data.open("rb") as fh:
+        file_id = api(server, "POST", "/v1/files", files={"file": ("train.jsonl", fh)},
+                      data={"purpose": "fine-tune"})["id"]
+    too_big = _submit(server, file_id, processes=4)
+    job = _submit(server, file_id, processes=2)
+
+    # The gang of 4 never fits a node of 2 CPUs: it waits with the reason; the job of 2 starts.
+    wait_for(lambda: _job(server, too_big)["queue"]["reason"] == "capacity", timeout=60, what="the capacity reason")
+    detail = _job(server, too_big)["queue"]["detail"]
+    assert "needs 4 workers x 1 CPU on one node" in detail and "holds 2" in detail, detail
+    assert any(m.startswith("Waiting: the Ray cluster") for m in messages(server, too_big))
+
+    # Pause once a step is trained: the workers checkpoint together and stop; resume continues from there.
+    wait_for(lambda: (_job(server, job)["step"] or 0) >= 2, timeout=180, what="step 2 on Ray")
+    api(server, "POST", f"/v1/fine_tuning/jobs/{job}/pause")
+    paused = wait_for(lambda: (j := _job(server, job))["status"] == "paused" and j, timeout=120, what="paused")
+    assert 2 <= paused["step"] < SERVER_STEPS
+    wait_for(lambda: not worker_pids(cluster.address), timeout=30, what="the paused job's workers to end")
+    api(server, "POST", f"/v1/fine_tuning/jobs/{job}/resume")
+    done = wait_for(lambda: (j := _job(server, job))["status"] in ("succeeded", "failed") and j, timeout=240,
+                    what="the resumed job to end")
+    events = messages(server, job)
+    assert done["status"] == "succeeded", events[-5:]
+    assert done["step"] == SERVER_STEPS and done["attempts"] == 2
+    assert [m for m in events if "training loss" in m][-1].startswith(f"Step {SERVER_STEPS}/{SERVER_STEPS}: training loss=")
+    assert any(f"from step {paused['step']}" in m for m in events)
+    assert _job(server, too_big)["status"] == "queued"  # still waiting for a node of 4 CPUs
+
+    # Cancel a running job: its Ray Train workers end.
+    api(server, "POST", f"/v1/fine_tuning/jobs/{too_big}/cancel")
+    running = _submit(server, file_id, processes=2, steps=40)
+    wait_for(lambda: (_job(server, running)["step"] or 0) >= 1 and len(worker_pids(cluster.address)) == 2,
+             timeout=180, what="the job to train on two workers")
+    api(server, "POST", f"/v1/fine_tuning/jobs/{running}/cancel")
+    assert _job(server, running)["status"] == "cancelled"
+    wait_for(lambda: not worker_pids(cluster.address), timeout=60, what="the workers to end")
+
+
 def _raw(model_dir: Path, data: Path, name: str, *, nproc: int, nnodes: int) -> dict:
     processes = nproc * nnodes
     raw = tiny_spec(model_dir, data, "lora", max_steps=STEPS, micro_batch_size=2,
@@ -90,21 +160,7 @@ def _assert_same_losses(got: list[dict], want: list[dict]) -> None:
                 assert mine[key] == pytest.approx(theirs[key], abs=TOLERANCE), (mine["step"], key)
 
 
-def test_two_ray_workers_train_as_one_process_does(cluster, reference, tiny_model_dir, tmp_path, workspace):
-    data, want = reference
-    proc = _train_on_ray(tmp_path, _raw(tiny_model_dir, data, "ray-two", nproc=2, nnodes=1),
-                         RayOptions(address=cluster.address))
-    out, _ = proc.communicate(timeout=240)
-    assert proc.returncode == 0, out[-4000:]
-    run_dir = workspace / "runs" / "ray-two"
-    assert read_status(run_dir)["state"] == "completed"
-    assert "2 worker(s), STRICT_PACK" in out
-    _assert_same_losses(MetricsLog(run_dir / "metrics.jsonl").read(), want)
-    assert (run_dir / "artifact" / "adapter_model.safetensors").is_file()
-    assert not worker_pids(cluster.address)  # the workers ended with the run
-
-
-def test_a_killed_worker_is_recovered_from_the_last_checkpoint(cluster, reference, tiny_model_dir, tmp_path,
+def test_two_workers_train_as_one_process_does_even_when_one_is_killed(cluster, reference, tiny_model_dir, tmp_path,
                                                                 workspace):
     data, want = reference
     raw = _raw(tiny_model_dir, data, "ray-kill", nproc=1, nnodes=2)  # one worker on each node
