@@ -122,8 +122,14 @@ def _describe(want: dict[str, float]) -> str:
 
 def alive_nodes(address: str, timeout_s: float = 5.0) -> list[dict[str, float]]:
     """The total resources of each alive node of the cluster at `address` (its GCS node table)."""
+    import socket
+
     from ray._raylet import GcsClient  # the client `ray status` uses; no driver joins the cluster
 
+    host, _, port = address.rpartition(":")
+    # The client waits about 40 s for a GCS that is not there; a refused connection says so at once.
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+        pass
     client = GcsClient(address=address)
     table = client.get_all_node_info(timeout=timeout_s)
     alive = 0  # GcsNodeInfo.GcsNodeState.ALIVE

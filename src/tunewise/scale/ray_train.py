@@ -35,6 +35,7 @@ from tunewise.scale.launch import (
     LaunchResult,
     TrainingProcessFailed,
     check_launchable,
+    console,
     following_metrics,
     prepare_handoff,
     reported_error,
@@ -61,10 +62,14 @@ def train_on_ray(spec: Any, run_dir: Path, options: RayOptions) -> LaunchResult:
     handoff = prepare_handoff(spec, run_dir)
     (handoff / STOP_FILE).unlink(missing_ok=True)
     plan = scaling_plan(spec.resources, options)
-    print(f"training on the Ray cluster at {options.address}: {plan['num_workers']} worker(s), "
-          f"{plan['placement_strategy']}", flush=True)
-    ray.init(address=options.address, namespace=NAMESPACE, log_to_driver=True,
-             runtime_env={"env_vars": _worker_env(options)})
+    console.print(f"training on the Ray cluster at {options.address}: {plan['num_workers']} worker(s), "
+                  f"{plan['placement_strategy']}", highlight=False)
+    try:
+        ray.init(address=options.address, namespace=NAMESPACE, log_to_driver=True,
+                 runtime_env={"env_vars": _worker_env(options)})
+    except ConnectionError as err:
+        raise TrainingProcessFailed(f"cannot reach the Ray cluster at {options.address}: {err}",
+                                    hint="check `ray status --address` from this machine") from None
     try:
         # A stop request to this process (SIGTERM, through tunewise train's handler) becomes the stop file.
         with following_metrics(run_dir / "metrics.jsonl"), _polling(stop_requested, (handoff / STOP_FILE).touch):

@@ -141,3 +141,14 @@ def test_a_job_the_cluster_cannot_hold_stays_queued_with_the_reason_said_once(tm
         assert job.not_before > time.time()
     assert events == ["Waiting: the Ray cluster at x cannot hold this job: needs 4 workers"]
     db.close()
+
+
+def test_an_unreachable_cluster_is_said_at_once():
+    pytest.importorskip("ray", reason="needs ray[train]")
+    from tests.control_plane_support import free_port
+    from tunewise.scale.ray_cluster import alive_nodes
+
+    started = time.monotonic()
+    with pytest.raises(ConnectionError):
+        alive_nodes(f"127.0.0.1:{free_port()}")
+    assert time.monotonic() - started < 5
