@@ -104,14 +104,16 @@ def launch_config(resources: Any, node_rank: int, *, run_id: str) -> Any:
                         **common)
 
 
-def check_launchable(spec: Any) -> None:
-    """A spec several processes can train: its method runs in several, its checkpoints are shared."""
+def check_launchable(spec: Any, *, shared_run_dir: bool = False) -> None:
+    """A spec several processes can train: its method runs in several, its checkpoints are shared
+    (`shared_run_dir`: the run directory, where checkpoints go by default, is shared storage)."""
     from tunewise.methods import get_method
 
     if spec.resources.world_size > 1 and not get_method(spec.method.name).multi_process:
         raise SpecError(f"resources: method {spec.method.name} trains in one process",
                         hint="set resources.nproc_per_node and resources.nnodes to 1")
-    check_shared_checkpoints(spec)
+    if not (shared_run_dir and spec.checkpoint.dir is None):
+        check_shared_checkpoints(spec)
 
 
 def check_shared_checkpoints(spec: Any) -> None:

@@ -58,7 +58,7 @@ def train_on_ray(spec: Any, run_dir: Path, options: RayOptions) -> LaunchResult:
 
     from tunewise.train.stop import stop_requested
 
-    check_launchable(spec)
+    check_launchable(spec, shared_run_dir=True)  # Ray's workers write into the run directory wherever they run
     handoff = prepare_handoff(spec, run_dir)
     (handoff / STOP_FILE).unlink(missing_ok=True)
     plan = scaling_plan(spec.resources, options)
