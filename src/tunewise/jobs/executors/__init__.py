@@ -1,7 +1,8 @@
 """Executors carry out the queue's decisions: each one module behind `executors.base.Executor`.
 
 `local` runs each job as its own `tunewise train` process on this machine; `ray` as Ray Train
-workers on a Ray cluster. Others (Kubernetes) plug in beside them; `make_executor(kind, ...)` picks one by the server config's name.
+workers on a Ray cluster; `kubernetes` as a workload on a Kubernetes cluster. `make_executor(kind,
+...)` picks one by the server config's name.
 """
 
 from __future__ import annotations
