@@ -54,7 +54,8 @@ def cluster(tmp_path_factory) -> RayCluster:
 def server(cluster, tmp_path_factory, tiny_model_dir):
     # One worker on each node for jobs across nodes (STRICT_SPREAD); one restart within an attempt.
     options = {"address": cluster.address, "max_failures": 1, "multi_node_strategy": "STRICT_SPREAD"}
-    app, home = start_server(tmp_path_factory, tiny_model_dir, name="ray-server", executor={"kind": "ray", "options": options})
+    app, home = start_server(tmp_path_factory, tiny_model_dir, name="ray-server",
+                             executor={"kind": "ray", "options": options})
     with LiveServer(app) as live:
         live.app, live.home, live.key = app, home, make_key(app, "team-a")
         yield live
@@ -64,7 +65,8 @@ def server(cluster, tmp_path_factory, tiny_model_dir):
 def file_id(server, tmp_path_factory) -> str:
     data = write_chat_dataset(tmp_path_factory.mktemp("ray-data") / "train.jsonl", rows=48)
     with data.open("rb") as fh:
-        return api(server, "POST", "/v1/files", files={"file": ("train.jsonl", fh)}, data={"purpose": "fine-tune"})["id"]
+        return api(server, "POST", "/v1/files", files={"file": ("train.jsonl", fh)},
+                   data={"purpose": "fine-tune"})["id"]
 
 
 def _submit(server, file_id: str, *, nproc: int = 1, nnodes: int = 1, steps: int = STEPS) -> str:

@@ -80,8 +80,9 @@ def train_on_ray(spec: Any, run_dir: Path, options: RayOptions) -> LaunchResult:
     if error is not None:
         raise error
     if failure is not None:
-        raise TrainingProcessFailed(f"the Ray Train workers failed (after {options.max_failures} restart(s)): {failure}",
-                                    hint="run the same job again to resume from the last complete checkpoint")
+        raise TrainingProcessFailed(
+            f"the Ray Train workers failed (after {options.max_failures} restart(s)): {failure}",
+            hint="run the same job again to resume from the last complete checkpoint")
     result = json.loads((handoff / RESULT_FILE).read_text()) if (handoff / RESULT_FILE).is_file() else {}
     return LaunchResult(int(result.get("steps", 0)), result.get("resumed_from"))
 

@@ -137,7 +137,8 @@ def test_a_job_the_cluster_cannot_hold_stays_queued_with_the_reason_said_once(tm
         job = session.scalar(select(Job).where(Job.id == "ftjob-big"))
         events = [e.message for e in session.scalars(select(JobEvent).where(JobEvent.job_id == job.id))]
         assert job.status == "queued" and job.attempts == 0 and job.handle is None
-        assert (job.wait_reason, job.wait_detail) == ("capacity", "the Ray cluster at x cannot hold this job: needs 4 workers")
+        assert job.wait_reason == "capacity"
+        assert job.wait_detail == "the Ray cluster at x cannot hold this job: needs 4 workers"
         assert job.not_before > time.time()
     assert events == ["Waiting: the Ray cluster at x cannot hold this job: needs 4 workers"]
     db.close()

@@ -31,22 +31,22 @@ from typing import Any
 
 import yaml
 
-from tunewise.jobs.executors.base import Handle, Launch, WaitForCapacity
+from tunewise.jobs.executors.base import Handle, Launch, Poll, WaitForCapacity
 from tunewise.jobs.executors.local import LocalExecutor
 from tunewise.jobs.schedule_types import Placement
 from tunewise.scale.ray_cluster import RayOptions, alive_nodes, gang_problem, gpu_share, scaling_plan
 
 
-class RayExecutor(LocalExecutor):
+class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str, *, cpus_per_worker: float = 1.0, gpu_memory_gib: float | None = None,
                  max_failures: int = 2, multi_node_strategy: str = "PACK", storage_path: str | None = None,
                  python: str | None = None):
-        super().__init__(python=python)
         self.options = RayOptions(address=address, cpus_per_worker=cpus_per_worker, max_failures=max_failures,
                                   multi_node_strategy=multi_node_strategy, storage_path=storage_path)
         self.gpu_memory_gib = gpu_memory_gib
+        self.drivers = LocalExecutor(python=python)  # each attempt's driver is a local process
 
     def start(self, launch: Launch) -> Handle:
         options = dataclasses.replace(self.options, gpus_per_worker=self._gpus_per_worker(launch.placement))
@@ -59,8 +59,20 @@ class RayExecutor(LocalExecutor):
         problem = gang_problem(nodes, plan)
         if problem:
             raise WaitForCapacity(f"the Ray cluster at {options.address} cannot hold this job: {problem}")
-        handle = super().start(dataclasses.replace(launch, env={**launch.env, **options.to_env()}))
-        return {**handle, "address": options.address, "workers": plan["num_workers"]}
+        handle = self.drivers.start(dataclasses.replace(launch, env={**launch.env, **options.to_env()}))
+        return {**handle, "executor": self.name, "address": options.address, "workers": plan["num_workers"]}
+
+    def poll(self, handle: Handle) -> Poll:
+        return self.drivers.poll(handle)
+
+    def stop(self, handle: Handle) -> None:
+        self.drivers.stop(handle)  # SIGTERM: the driver writes the stop file the workers watch
+
+    def cancel(self, handle: Handle) -> None:
+        self.drivers.cancel(handle)  # the driver's session killed: Ray ends the workers it owned
+
+    def logs(self, handle: Handle, offset: int = 0, limit: int = 1 << 20) -> tuple[bytes, int]:
+        return self.drivers.logs(handle, offset, limit)
 
     def _gpus_per_worker(self, placement: Placement) -> float:
         """0 for a CPU job; a share of a GPU for a job the scheduler put on part of a card; else 1."""
