@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from tunewise.errors import SpecError
@@ -39,6 +39,11 @@ class RayOptions:
         if not _ADDRESS.fullmatch(self.address or ""):
             raise SpecError(f"executor.options.address: {self.address!r} is not a Ray address",
                             hint="host:port of the head node's GCS, e.g. 10.0.0.5:6379 (ray start --head --port)")
+        for name, kind in (("cpus_per_worker", (int, float)), ("gpus_per_worker", (int, float)), ("max_failures", int)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                what = "an integer" if kind is int else "a number"
+                raise SpecError(f"executor.options.{name}: {value!r} is not {what}")
         if self.cpus_per_worker <= 0:
             raise SpecError("executor.options.cpus_per_worker: must be above 0")
         if self.gpus_per_worker < 0:
@@ -64,6 +69,9 @@ class RayOptions:
             options = json.loads(environ.get(OPTIONS_ENV) or "{}")
         except json.JSONDecodeError as err:
             raise SpecError(f"{OPTIONS_ENV}: not valid JSON ({err})") from None
+        known = {f.name for f in fields(cls)} - {"address"}
+        if not isinstance(options, dict) or set(options) - known:
+            raise SpecError(f"{OPTIONS_ENV}: expected a JSON object of {', '.join(sorted(known))}")
         return cls(address=address, **options)
 
 

@@ -60,6 +60,8 @@ def test_options_travel_to_the_driver_through_its_environment():
     assert RayOptions.from_env({}) is None
     with pytest.raises(SpecError, match="TUNEWISE_RAY_OPTIONS: not valid JSON"):
         RayOptions.from_env({"TUNEWISE_RAY_ADDRESS": ADDRESS, "TUNEWISE_RAY_OPTIONS": "{"})
+    with pytest.raises(SpecError, match="expected a JSON object of cpus_per_worker"):
+        RayOptions.from_env({"TUNEWISE_RAY_ADDRESS": ADDRESS, "TUNEWISE_RAY_OPTIONS": '{"cpus": 1}'})
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -68,6 +70,7 @@ def test_options_travel_to_the_driver_through_its_environment():
     ({"address": ADDRESS, "cpus": 2}, "executor.options.cpus: not an option of the Ray executor"),
     ({"address": ADDRESS, "cpus_per_worker": 0}, "executor.options.cpus_per_worker: must be above 0"),
     ({"address": ADDRESS, "multi_node_strategy": "ANY"}, "executor.options.multi_node_strategy: 'ANY'"),
+    ({"address": ADDRESS, "max_failures": "2"}, "executor.options.max_failures: '2' is not an integer"),
 ])
 def test_bad_executor_options_are_named(options, message):
     with pytest.raises(SpecError, match=message):
