@@ -75,6 +75,7 @@ def _submit(server, file_id: str, *, nproc: int = 1, nnodes: int = 1, steps: int
             "train": {"max_steps": steps, "device": "cpu", "micro_batch_size": 2, "gradient_accumulation": 1,
                       "learning_rate": 1e-3, "precision": "fp32"},
             "checkpoint": {"every_steps": 2, "keep_last": 2, "keep_best": 0},
+            "eval": {"enabled": False},  # evaluation has its own tests; here it would double the job's time
             "resources": {"nproc_per_node": nproc, "nnodes": nnodes, "collective_timeout_s": 120}}
     return api(server, "POST", "/api/jobs", json={"model": "tiny", "spec": spec})["id"]
 
