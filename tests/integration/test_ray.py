@@ -35,7 +35,7 @@ from tunewise.spec import load_spec  # noqa: E402
 from tunewise.train.metrics_log import MetricsLog  # noqa: E402
 from tunewise.train.run import run_training_job  # noqa: E402
 
-STEPS = 12
+STEPS = 20  # room to pause after the restart: a stop request takes a few steps to land
 TOLERANCE = 2e-4  # the same sums in another order: float32 rounding
 
 

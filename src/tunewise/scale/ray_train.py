@@ -44,7 +44,7 @@ from tunewise.scale.ray_cluster import RayOptions, scaling_plan
 
 STOP_FILE = "stop"  # in .launch/: the job was asked to checkpoint and stop
 NAMESPACE = "tunewise"
-STOP_POLL_S = 0.5
+STOP_POLL_S = 0.2  # a stat of one file; a stop request lands within a step or two
 PASSED_ENV = ("TUNEWISE_", "HF_", "TRANSFORMERS_", "TOKENIZERS_")  # what the workers need of the driver's environment
 
 
