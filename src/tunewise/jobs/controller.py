@@ -38,7 +38,7 @@ from tunewise.jobs.policy import SchedulingPolicy
 from tunewise.jobs.progress import sync_progress
 from tunewise.jobs.settings import JobSettings
 from tunewise.jobs.store.db import Database
-from tunewise.jobs.store.models import Job
+from tunewise.jobs.store.models import Job, JobEvent
 from tunewise.jobs.validation import MIN_EXAMPLES, check_job_data
 
 log = logging.getLogger("tunewise.jobs")
@@ -245,9 +245,13 @@ class Controller:
                       data={"placement": where, "attempt": job.attempts})
 
     def _wait_for_capacity(self, session, job: Job, detail: str) -> None:
-        """The executor's cluster cannot hold the job: it stays queued with the reason (said once)."""
-        if job.wait_detail != detail:
-            add_event(session, job.id, f"Waiting: {detail}", level="warn")
+        """The executor's cluster cannot hold the job: it stays queued with the reason (said once: the
+        scheduler's own reasons, a busy pool, may come and go in between)."""
+        message = f"Waiting: {detail}"
+        last = session.scalar(select(JobEvent.message).where(JobEvent.job_id == job.id, JobEvent.type == "message")
+                              .order_by(JobEvent.seq.desc()).limit(1))
+        if last != message:
+            add_event(session, job.id, message, level="warn")
         job.wait_reason = "capacity"
         job.wait_detail = detail
         job.not_before = time.time() + CAPACITY_RETRY_S  # meanwhile the pool's slots go to jobs that fit

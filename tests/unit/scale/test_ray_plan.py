@@ -135,6 +135,7 @@ def test_a_job_the_cluster_cannot_hold_stays_queued_with_the_reason_said_once(tm
     with db.session() as session:
         job = session.scalar(select(Job).where(Job.id == "ftjob-big"))
         job.not_before = None  # as if the retry delay had passed
+        job.wait_reason, job.wait_detail = "capacity", "the pool's slot is busy"  # the scheduler's reason meanwhile
     controller.schedule()
     with db.session() as session:
         job = session.scalar(select(Job).where(Job.id == "ftjob-big"))
