@@ -117,6 +117,7 @@ def train_worker(config: dict[str, Any]) -> None:
     """One Ray Train worker: tunewise's training in the process group Ray Train set up."""
     import ray.train
 
+    from tunewise.logs import routed, run_log_path
     from tunewise.scale.worker import report_error, report_result, train_in_process_group
     from tunewise.train.stop import clear_stop_request, request_stop
 
@@ -124,7 +125,9 @@ def train_worker(config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     clear_stop_request()
     stop_file = run_dir / ".launch" / STOP_FILE
-    with _polling(stop_file.exists, request_stop):  # the stop file is this worker's SIGTERM
+    # Rank 0 routes other libraries' logging to the run's run.log, as torchrun's rank 0 does.
+    logs = routed(run_log_path(run_dir)) if rank == 0 else contextlib.nullcontext()
+    with _polling(stop_file.exists, request_stop), logs:  # the stop file is this worker's SIGTERM
         try:
             result = train_in_process_group(run_dir, leave=False)  # Ray Train owns the group
         except TunewiseError as err:

@@ -32,9 +32,9 @@ def main(argv: list[str] | None = None) -> int:
             from tunewise.logs import routed, run_log_path
 
             with routed(run_log_path(run_dir)):
-                result = _train(run_dir)
+                result = train_in_process_group(run_dir, leave=True)
         else:
-            result = _train(run_dir)
+            result = train_in_process_group(run_dir, leave=True)
     except TunewiseError as err:
         report_error(run_dir, rank, err)
         return err.exit_code
@@ -56,10 +56,6 @@ def report_result(run_dir: Path, result: Any) -> None:
     """Rank 0 hands the steps trained back to the launcher (`.launch/result.json`)."""
     payload = {"steps": result.steps, "resumed_from": result.resumed_from}
     (run_dir / LAUNCH_DIR / RESULT_FILE).write_text(json.dumps(payload))
-
-
-def _train(run_dir: Path) -> Any:
-    return train_in_process_group(run_dir, leave=True)
 
 
 def train_in_process_group(run_dir: Path, *, leave: bool) -> Any:
