@@ -89,6 +89,7 @@ def train_on_ray(spec: Any, run_dir: Path, options: RayOptions) -> LaunchResult:
 
 def _fit(spec: Any, run_dir: Path, options: RayOptions, plan: dict[str, Any]) -> str | None:
     """Run the trainer to its end; the failure's first line when it gave up, else None."""
+    os.environ["RAY_TRAIN_V2_ENABLED"] = "1"  # the API this module is written for (Ray's default since 2.51)
     from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
     from ray.train.torch import TorchConfig, TorchTrainer
 
