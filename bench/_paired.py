@@ -84,7 +84,9 @@ class PairedBench:
 
     def run(self, sides: dict[str, Side]) -> dict[str, list[float]]:
         """Tokens/s of every counted step, per side, in pair order."""
+        from tunewise.train.distributed import Ranks
         from tunewise.train.loop import _optimizer_step
+        from tunewise.train.parallel import parallelize
 
         names = list(sides)
         rates: dict[str, list[float]] = {name: [] for name in names}
@@ -93,7 +95,8 @@ class PairedBench:
                 side = sides[name]
                 side.before_step()
                 started = time.perf_counter()
-                tokens = _optimizer_step(side.model, side.optimizer, side.scheduler, self.plan,
+                parallel = parallelize(side.model, "single", Ranks(), head_only_on_labels=True)
+                tokens = _optimizer_step(parallel, side.optimizer, side.scheduler, self.plan,
                                          [self.batches[pair % len(self.batches)]], self.loop_config).tokens
                 rate = tokens / (time.perf_counter() - started)
                 print(f"pair {pair + 1} {name}: {rate:.1f} tokens/s", file=sys.stderr, flush=True)

@@ -511,6 +511,46 @@ card partly idle, so jobs sharing it barely slow each other), on the same trace:
 
 {_policy_rows(half['policies'])}
 {plot}"""
+def scaling(r: dict[str, Any]) -> str:
+    size = r["size"]
+    rows = ["| method | strategy | side | tokens/s (median) | each round: tokens/s at load avg |",
+            "| --- | --- | --- | ---: | --- |"]
+    lines = []
+    for method, m in r["methods"].items():
+        for side, v in m["sides"].items():
+            rounds = ", ".join(f"{run['tokens_per_s']:,.0f} at {run['load_average']}" for run in v["runs"])
+            rows.append(f"| {method} | {m['strategy'] if side.startswith('2') else 'one process'} | {side} | "
+                        f"**{v['tokens_per_s']:,.0f}** | {rounds} |")
+        lines.append(f"- {method}: efficiency **{m['efficiency']:.0%}** of a perfect doubling; two processes give "
+                     f"{m['two_processes_vs_two_threads']:.2f}x the tokens/s of one process with both cores' threads.")
+    loads = [run["load_average"] for m in r["methods"].values() for v in m["sides"].values() for run in v["runs"]]
+    busy = f", as in these runs: {min(loads)}-{max(loads)}" if max(loads) > 2.5 else ""
+    return f"""## Scaling: one process against two on this machine
+
+{_meta(r)}
+
+`tunewise train` with `resources.nproc_per_node` 1 or 2 on {size['model']} (fp32, micro-batch {size['micro_batch']}
+x {size['max_length']} tokens, {size['steps']} steps, the same global batch of 2 micro-batches a step: one
+process accumulates two, two processes take one each), {size['rounds']} round(s), the sides' order
+alternating. Tokens/s is the median over steps 3..N from metrics.jsonl (start-up and the last step's
+checkpoint are not in it), then over rounds.
+
+{chr(10).join(rows)}
+
+{chr(10).join(lines)}
+
+Why the figures are what they are. This machine has 2 cores and shares them with other work (the
+load average of each run is in the table). One process with 2 threads splits every kernel between
+both cores and waits at its end for the slower half. These micro-batches ({size['micro_batch']} x
+{size['max_length']} tokens) make small kernels, so that wait is a large share of each one, and a
+larger one when other work holds a core (load above 2{busy}): the 2-thread process can fall below
+one thread. Processes with one thread each never wait for each other inside a kernel, only at the
+step's gradient reduction. The efficiency line compares two processes with one process on one
+core: what is left of a doubling after the gradient all-reduce (DDP) or the all-gathers and
+reduce-scatters (FSDP2) over gloo and after the two processes share the memory bandwidth. Data
+parallelism pays off when each process has a device of its own: 1 vs N GPUs for LoRA and full
+fine-tuning on the Llama 3.1 8B shape needs such a machine: not measured here.
+"""
 
 
 WARM_UP_PAIRS_TEXT = "the first two pairs, which include the compilation, are not counted"
@@ -537,7 +577,7 @@ def api_listing(r: dict[str, Any]) -> str:
 SECTIONS = {"throughput": throughput, "compile_ab": compile_ab, "attention_ab": attention_ab,
             "allocator_ab": allocator_ab, "memory": memory, "data_pipeline": data_pipeline,
             "reliability": reliability, "scheduler_sim": scheduler_sim, "serving": serving,
-            "api_load": api_load, "api_listing": api_listing}
+            "api_load": api_load, "api_listing": api_listing, "scaling": scaling}
 
 
 def render(results: Path = RESULTS) -> str:

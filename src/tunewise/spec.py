@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tunewise.errors import SpecError
 from tunewise.eval.spec import EvalSpec
+from tunewise.scale.resources import ResourcesSpec
 from tunewise.spec_stages import stage_dicts
 from tunewise.tracking import TrackingSpec
 
@@ -130,6 +131,8 @@ class JobSpec(_Strict):
     checkpoint: CheckpointSpec = Field(default_factory=CheckpointSpec)
     eval: EvalSpec = Field(default_factory=EvalSpec)
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Processes and machines the job "
+                                     "trains on (docs/scale-out.md); one process by default.")
     stages: list[dict[str, Any]] | None = Field(
         None, description="Partial specs run in order as one job (e.g. lora, then dpo on its output); each may set "
         "name, method, data, train, checkpoint, eval, tracking over the top level. See docs/alignment.md.")
@@ -203,8 +206,9 @@ class JobSpec(_Strict):
         return self.train.learning_rate or get_method(self.method.name).default_learning_rate
 
     def content_hash(self) -> str:
-        """Stable short hash of the resolved spec (name excluded)."""
-        payload = self.model_dump(mode="json", exclude={"name"})
+        """Stable short hash of the resolved spec (name excluded; resources too: they say how a run trains,
+        not what it computes, so a run can resume on another number of processes)."""
+        payload = self.model_dump(mode="json", exclude={"name", "resources"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
     def to_yaml(self) -> str:

@@ -8,6 +8,7 @@ to the reference with a warning past `kl_warn`.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from rich.console import Console
 from transformers import TrainerCallback
 
 from tunewise.train.checkpoint import CheckpointManager, SavePolicy
+from tunewise.train.distributed import SINGLE, Ranks
 from tunewise.train.metrics_log import MetricsLog, peak_memory_mb
 
 console = Console(stderr=True)
@@ -73,12 +75,13 @@ class RunDirCallback(TrainerCallback):
             `kl_every_steps`, at each validation and at the last step (two forward passes each time).
         kl_warn: warn (console and `kl_warning` in metrics) when the KL exceeds this many nats.
         renames: method-specific metric names on top of RENAMES.
+        ranks: the training processes; rank 0 alone records, every rank stores its part of a checkpoint.
     """
 
     def __init__(self, run_dir: Path, manager: CheckpointManager, save_policy: SavePolicy, metrics: MetricsLog, *,
                  has_validation: bool, eval_every_steps: int | None = None, kl_probe: Any = None,
                  ref_model: Any = None, kl_warn: float | None = None, renames: dict[str, str] | None = None,
-                 kl_every_steps: int = 5):
+                 kl_every_steps: int = 5, ranks: Ranks = SINGLE):
         self.run_dir = run_dir
         self.manager = manager
         self.save_policy = save_policy
@@ -90,6 +93,7 @@ class RunDirCallback(TrainerCallback):
         self.kl_warn = kl_warn
         self.kl_every_steps = kl_every_steps
         self.renames = renames or {}
+        self.ranks = ranks
         self._pending: dict[str, Any] | None = None
         self._progress = None
         self._tokens_seen: float | None = None
@@ -103,9 +107,12 @@ class RunDirCallback(TrainerCallback):
         from tunewise.train.stop import stop_requested
 
         step = state.global_step
-        if step >= state.max_steps or self.save_policy.should_save(step):
+        saving, stopping = step >= state.max_steps or self.save_policy.should_save(step), stop_requested()
+        if self.ranks.distributed:  # every rank saves and stops together: a request seen by any counts
+            saving, stopping = (total > 0 for total in self.ranks.sum(float(saving), float(stopping)))
+        if saving:
             control.should_save = True
-        if stop_requested() and step < state.max_steps:
+        if stopping and step < state.max_steps:
             # SIGTERM: checkpoint this step, then end training (the session raises TrainingStopped).
             control.should_save = True
             control.should_training_stop = True
@@ -121,10 +128,14 @@ class RunDirCallback(TrainerCallback):
         from tunewise.train.progress import TrainingProgress
         from tunewise.train.building_blocks import write_status
 
+        if not self.ranks.is_main:
+            return
         write_status(self.run_dir, total_steps=state.max_steps, step=state.global_step)
         self._progress = TrainingProgress(state.max_steps, state.global_step).__enter__()
 
     def on_log(self, args, state, control, logs=None, model=None, **kwargs):
+        if not self.ranks.is_main:
+            return
         values = tunewise_metrics(logs or {}, self.renames)
         if not values:
             return
@@ -187,7 +198,13 @@ class RunDirCallback(TrainerCallback):
         val_loss = (self._pending or {}).get("val_loss")
         self._flush()
         folder = Path(args.output_dir) / f"checkpoint-{step}"
-        self.manager.save(step, folder, {"val_loss": val_loss} if val_loss is not None else {})
+        metrics = {"val_loss": val_loss} if val_loss is not None else {}
+        if self.ranks.distributed:
+            self.ranks.barrier()  # every rank has written its part (rng_state_<rank>.pth)
+            self.manager.save_sharded(step, folder, metrics, ranks=self.ranks,
+                                      owns=lambda rel: _trainer_file_owner(rel) == self.ranks.rank)
+        else:
+            self.manager.save(step, folder, metrics)
         shutil.rmtree(folder, ignore_errors=True)
         self.save_policy.mark_saved(step)
 
@@ -200,6 +217,12 @@ class RunDirCallback(TrainerCallback):
         if self._progress is not None:
             self._progress.__exit__(None, None, None)
             self._progress = None
+
+
+def _trainer_file_owner(relative_path: str) -> int:
+    """The rank that stores a file of a transformers Trainer checkpoint: its own RNG state, else rank 0."""
+    match = re.match(r"^rng_state_(\d+)\.pth$", relative_path)
+    return int(match.group(1)) if match else 0
 
 
 def _on_cuda() -> bool:

@@ -58,17 +58,23 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     from tunewise.align.callbacks import RunDirCallback
     from tunewise.align.probe import KLProbe
     from tunewise.train.checkpoint import CheckpointManager, SavePolicy
+    from tunewise.train.distributed import current_ranks
     from tunewise.train.metrics_log import MetricsLog
+    from tunewise.train.session import store_artifact_remotely
+
+    ranks = current_ranks()  # under several processes: TRL trains through accelerate's DDP, data sharded by rank
 
     job, data = start_align_job(spec, run_dir, need, row_tools=row_tools)
     manager = CheckpointManager.from_spec(spec.checkpoint, run_dir)
-    manager.check_writable()  # fail now, not at the first save
+    if ranks.is_main:
+        manager.check_writable()  # fail now, not at the first save
     metrics = MetricsLog(run_dir / "metrics.jsonl")
     probe_rows = data.validation or data.train
     callback = RunDirCallback(
         run_dir, manager, SavePolicy.from_spec(spec.checkpoint), metrics, has_validation=evaluate and bool(data.validation),
         eval_every_steps=spec.train.eval_every_steps, kl_warn=kl_warn, renames=renames,
         kl_probe=KLProbe(probe_rows, job.tokenizer, max_length=spec.data.max_length) if kl_probe else None,
+        ranks=ranks,
     )
     trainer = make_trainer(job, data, [callback])
     quiet_libraries()  # TRL brings datasets in: its logger, too, to the run's log file
@@ -76,9 +82,11 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
     callback.ref_model = job.ref_model
     _print_parameters(spec.method.name, trainer.model)
 
-    fetched = manager.fetch_latest(dest=run_dir / ".staging")
+    # Each rank fetches for itself (into its own folder: two downloads must not share one).
+    fetched = manager.fetch_latest(dest=run_dir / ".staging" / f"rank-{ranks.rank}")
     resumed_from = fetched[0].step if fetched else None
-    metrics.truncate_after(resumed_from or 0)  # rows a killed attempt logged past the checkpoint are redone
+    if ranks.is_main:
+        metrics.truncate_after(resumed_from or 0)  # rows a killed attempt logged past the checkpoint are redone
     if fetched is not None:
         console.print(f"[green]resuming[/] from checkpoint at step {resumed_from}")
     try:
@@ -89,9 +97,12 @@ def run_trl_job(spec: JobSpec, run_dir: Path, *, need: Need, make_trainer: MakeT
         from tunewise.train.stop import TrainingStopped
 
         raise TrainingStopped(callback.stopped_at)
-    artifact = write_artifact(job, trainer.model)
-    console.print(f"artifact: {artifact}")
-    shutil.rmtree(run_dir / ".staging", ignore_errors=True)
+    ranks.barrier()
+    if ranks.is_main:
+        artifact = write_artifact(job, trainer.model)
+        console.print(f"artifact: {artifact}")
+        store_artifact_remotely(manager, trainer.state.global_step, artifact, run_dir)
+        shutil.rmtree(run_dir / ".staging", ignore_errors=True)
     return RunResult(run_dir, "completed", trainer.state.global_step, resumed_from=resumed_from)
 
 
@@ -101,26 +112,29 @@ def start_align_job(spec: JobSpec, run_dir: Path, need: Need, *, row_tools: bool
     before any model loads."""
     from tunewise.models import resolve_base_model, resolve_device_policy
     from tunewise.models.load import load_tokenizer
+    from tunewise.train.distributed import current_ranks
 
+    ranks = current_ranks()
     seed_everything(spec.train.seed)
     base_dir = resolve_base_model(spec.base_model)
     job = AlignJob(spec, run_dir, spec.method_config(), resolve_device_policy(spec.train.device, spec.train.precision),
                    base_dir, load_tokenizer(base_dir))
     data = load_align_data(spec, job.tokenizer, spec.method.name, need, row_tools=row_tools)
-    write_data_files(run_dir, data)
+    if ranks.is_main:
+        write_data_files(run_dir, data)
     console.print(f"data: {data.shape}, {len(data.train)} train / {len(data.validation)} validation rows")
-    require_fit(spec, base_dir, job.policy)
+    require_fit(spec, base_dir, job.policy, sharers=ranks.local_world if job.policy.device == "cpu" else 1)
     return job, data
 
 
-def require_fit(spec: JobSpec, base_dir: Path, policy: DevicePolicy) -> None:
+def require_fit(spec: JobSpec, base_dir: Path, policy: DevicePolicy, *, sharers: int = 1) -> None:
     """Plan before any model loads, as supervised training does: refuse a job whose estimated peak
     memory exceeds what the device has free (or train.memory_limit_gb). The asked micro-batch is
     kept, so a run batches the same way when it resumes; the error says what would fit."""
     from tunewise.errors import TunewiseError
     from tunewise.plan.fit import check_job_fit
 
-    fit = check_job_fit(spec, base_dir, policy)
+    fit = check_job_fit(spec, base_dir, policy, sharers=sharers)
     if not fit.fits:
         raise TunewiseError(fit.message, hint="lower train.micro_batch_size (raise train.gradient_accumulation to "
                             "keep the batch) or data.max_length, or train an adapter (method.adapter: lora or qlora)")

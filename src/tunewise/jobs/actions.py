@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from tunewise.jobs import lifecycle
 from tunewise.jobs.events import add_event
+from tunewise.jobs.executors.base import attempt_started
 from tunewise.jobs.store.models import Job
 from tunewise.jobs.store.pagination import Page, cursor_page, owned
 from tunewise.openai_api.errors import bad_request, conflict, not_found
@@ -41,7 +42,7 @@ def cancel_job(session: Session, job: Job, executor: Any, notify: lifecycle.Noti
     if job.status in FINAL_STATUSES:
         raise conflict(f"Job {job.id} has already {job.status}; only unfinished jobs can be cancelled",
                        param="fine_tuning_job_id", code="job_already_finished")
-    if job.status == "running" and job.handle and job.handle.get("pid"):
+    if job.status in ("running", "queued") and attempt_started(job.handle):  # queued: a cluster has it, unadmitted
         job.stop_requested = "cancel"
         executor.cancel(job.handle)
     lifecycle.cancel(session, job, notify)
@@ -50,11 +51,11 @@ def cancel_job(session: Session, job: Job, executor: Any, notify: lifecycle.Noti
 
 def pause_job(session: Session, job: Job, controller: Any) -> Job:
     """A running job checkpoints and stops (then `paused`); a queued one is paused at once."""
-    if job.status == "queued":
+    if job.status == "queued" and not attempt_started(job.handle):
         job.status = "paused"
         add_event(session, job.id, "Fine-tuning job paused before it started")
         return job
-    if job.status != "running":
+    if job.status not in ("running", "queued"):
         raise conflict(f"Job {job.id} is {job.status}; only queued or running jobs can be paused",
                        param="fine_tuning_job_id", code="job_not_pausable")
     if job.stop_requested == "pause":

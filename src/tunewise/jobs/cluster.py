@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from tunewise.jobs.executors.base import attempt_started
 from tunewise.jobs.schedule_types import (
     Admit,
     ClusterState,
@@ -60,7 +61,9 @@ def cluster_state(session: Session, pools: tuple[Pool, ...], quotas: tuple[Quota
     now = time.time() if now is None else now
     running, waiting = [], []
     for job in session.scalars(select(Job).where(Job.status.in_(("queued", "running"))).order_by(Job.seq)):
-        if job.status == "running" and job.placement is not None:
+        # A queued job with a started attempt waits in a cluster's own queue (Kueue, Volcano): it holds
+        # the placement it was given, and is not scheduled again.
+        if (job.status == "running" or attempt_started(job.handle)) and job.placement is not None:
             # The attempt's start: a resumed job's estimate is of what was left when it restarted.
             handle = job.handle or {}
             started = handle.get("started_at") or job.started_at or now

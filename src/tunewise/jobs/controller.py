@@ -32,17 +32,18 @@ from tunewise.jobs.cluster import (
 )
 from tunewise.jobs.events import add_event
 from tunewise.jobs.files import stored_paths
-from tunewise.jobs.executors.base import Executor, Launch, Poll
+from tunewise.jobs.executors.base import Executor, Launch, Poll, WaitForCapacity, attempt_started
 from tunewise.jobs.policy import SchedulingPolicy
 from tunewise.jobs.progress import sync_progress
 from tunewise.jobs.settings import JobSettings
 from tunewise.jobs.store.db import Database
-from tunewise.jobs.store.models import Job
+from tunewise.jobs.store.models import Job, JobEvent
 from tunewise.jobs.validation import MIN_EXAMPLES, check_job_data
 
 log = logging.getLogger("tunewise.jobs")
 state_lock = threading.RLock()
 SideWork = Callable[[], None]
+CAPACITY_RETRY_S = 5.0  # a job the executor's cluster cannot hold is offered to it again after this
 
 
 class Controller:
@@ -148,15 +149,21 @@ class Controller:
     # -- running jobs -------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
+        """Follow every started attempt: running jobs, and queued ones a cluster has yet to admit."""
         with self.db.session() as session:
-            running = list(session.scalars(select(Job.id).where(Job.status == "running")))
-        for job_id in running:
+            started = [job.id for job in session.scalars(select(Job).where(Job.status.in_(("running", "queued"))))
+                       if _followed(job)]
+        for job_id in started:
             with state_lock, self.db.session() as session:
                 job = session.scalar(select(Job).where(Job.id == job_id))
-                if job.status != "running":
+                if not _followed(job):
                     continue
-                poll = self.executor.poll(job.handle) if job.handle and "pid" in job.handle else Poll("gone")
-                if poll.state == "running":
+                poll = self.executor.poll(job.handle) if attempt_started(job.handle) else Poll("gone")
+                if poll.state == "waiting":
+                    lifecycle.waiting_for_admission(session, job, poll.reason or "not admitted yet")
+                    self._enforce_stop_grace(job)
+                elif poll.state == "running":
+                    lifecycle.admitted(session, job)
                     sync_progress(session, self.settings, job)
                     self._enforce_stop_grace(job)
                 else:
@@ -173,7 +180,7 @@ class Controller:
         job.stop_requested = kind
         job.stop_detail = detail
         job.handle = {**(job.handle or {}), "stop_requested_at": time.time()}
-        if job.handle.get("pid"):
+        if attempt_started(job.handle):
             self.executor.stop(job.handle)
 
     # -- scheduling ---------------------------------------------------------------------------------
@@ -212,6 +219,9 @@ class Controller:
                         env={"TUNEWISE_HOME": str(self.settings.home)})
         try:
             handle = self.executor.start(launch)
+        except WaitForCapacity as wait:
+            self._wait_for_capacity(session, job, wait.detail)
+            return
         except Exception as err:
             log.exception("starting %s failed", job.id)
             lifecycle.fail(session, job, "executor_error", f"The job could not be started: {err}", notify=self.notify)
@@ -232,6 +242,23 @@ class Controller:
         else:
             add_event(session, job.id, f"Fine-tuning job resumed on {where} from step {job.step or 0}",
                       data={"placement": where, "attempt": job.attempts})
+
+    def _wait_for_capacity(self, session, job: Job, detail: str) -> None:
+        """The executor's cluster cannot hold the job: it stays queued with the reason (said once: the
+        scheduler's own reasons, a busy pool, may come and go in between)."""
+        message = f"Waiting: {detail}"
+        last = session.scalar(select(JobEvent.message).where(JobEvent.job_id == job.id, JobEvent.type == "message")
+                              .order_by(JobEvent.seq.desc()).limit(1))
+        if last != message:
+            add_event(session, job.id, message, level="warn")
+        job.wait_reason = "capacity"
+        job.wait_detail = detail
+        job.not_before = time.time() + CAPACITY_RETRY_S  # meanwhile the pool's slots go to jobs that fit
+
+
+def _followed(job: Job) -> bool:
+    """A running job, or a queued one whose attempt waits in a cluster's queue: the loop polls both."""
+    return job.status == "running" or (job.status == "queued" and attempt_started(job.handle))
 
 
 def _file_ids(job: Job) -> list[Any]:

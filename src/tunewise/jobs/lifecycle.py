@@ -1,4 +1,5 @@
-"""A job's state changes, each with OpenAI's events: running, requeued, succeeded, failed, cancelled.
+"""A job's state changes, each with OpenAI's events: running, requeued, succeeded, failed, cancelled,
+and, for a job handed to a cluster, queued until the cluster's own queue admits it.
 
 The loop calls `on_exit` when a job's process has ended; what the process did is read from its run
 directory: completed (the job succeeded, or failed its gate), stopped on request (requeued after a
@@ -67,6 +68,26 @@ def requeue(session: Session, job: Job, message: str, *, not_before: float | Non
     add_event(session, job.id, message)
 
 
+def waiting_for_admission(session: Session, job: Job, reason: str) -> None:
+    """A started attempt that the cluster's queue (Kueue, Volcano) holds back: the job shows as queued."""
+    if job.status == "queued" and job.wait_detail == reason:
+        return
+    job.status = "queued"
+    job.queue_position = None
+    job.wait_reason = "admission"
+    job.wait_detail = reason
+    add_event(session, job.id, f"Waiting for the cluster to admit the job: {reason}")
+
+
+def admitted(session: Session, job: Job) -> None:
+    """The cluster admitted a waiting attempt: its pods run."""
+    if job.status != "queued":
+        return
+    job.status = "running"
+    job.queue_position = job.wait_reason = job.wait_detail = job.estimated_start = None
+    add_event(session, job.id, "The cluster admitted the job; its training pods are running")
+
+
 def succeed(session: Session, settings: JobSettings, blobs: BlobStore, job: Job, notify: Notify | None) -> None:
     from tunewise.jobs.files import results_file
 
@@ -120,6 +141,9 @@ def on_exit(session: Session, settings: JobSettings, blobs: BlobStore, job: Job,
     elif code == EXIT_USER_ERROR or (code is None and _active_state(settings, job) == "failed"):
         reason = _active_status(settings, job).get("error") or "training failed"
         fail(session, job, "training_error", f"Training failed: {reason}", notify=notify)
+    elif poll.state == "failed":  # the cluster already restarted it as often as it was allowed to
+        fail(session, job, "training_process_failed", f"The job failed on the cluster: {poll.reason or 'no reason given'}",
+             notify=notify)
     else:
         _crashed(session, settings, job, code, notify)
 

@@ -107,8 +107,9 @@ def sync_checkpoints(session: Session, settings: JobSettings, job: Job, run_dir=
     from tunewise.train.checkpoint import CheckpointManager
 
     run_dir = run_dir or active_run_dir(settings, job.id, job.spec)
-    root = run_dir / "checkpoints"
-    if not root.is_dir():
+    remote = (job.handle or {}).get("checkpoints")  # a cluster job's checkpoints, on object storage
+    root = remote or run_dir / "checkpoints"
+    if not remote and not root.is_dir():
         return
     on_disk = {info.step: info for info in CheckpointManager(root).list()}
     known = {c.step: c for c in session.scalars(select(JobCheckpoint).where(JobCheckpoint.job_id == job.id))}

@@ -41,6 +41,8 @@ class Method:
     check_options: Callable[[Any], list[str]] = field(default=lambda cfg: [])
     # Why the evaluation after training does not apply to this method's artifact (None: it does).
     eval_skip_reason: str | None = None
+    # Trains as several processes (resources.nproc_per_node or nnodes above 1); False: one process only.
+    multi_process: bool = True
 
 
 _REGISTRY: dict[str, Method] = {}

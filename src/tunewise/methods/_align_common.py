@@ -169,5 +169,8 @@ def trl_config(config_class: type, spec: JobSpec, run_dir: Path, policy: DeviceP
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
+    if spec.resources.world_size > 1:  # accelerate's DDP over the process group tunewise's worker joined
+        fields.update(ddp_timeout=int(spec.resources.collective_timeout_s),
+                      ddp_backend="nccl" if on_cuda else "gloo", ddp_find_unused_parameters=False)
     fields.update(method_fields)
     return config_class(**fields)

@@ -58,5 +58,6 @@ METHOD = register_method(
         kind="rl",
         trainer=train,
         check_options=align_warnings,
+        multi_process=False,  # our own PPO loop runs policy, value and reward model in one process
     )
 )

@@ -118,6 +118,8 @@ def check_fit(
     device: str,
     dtype_bytes: int,
     available_bytes: int | None = None,
+    num_gpus: int = 1,
+    sharding: str = "none",
 ) -> FitDecision:
     """Estimate a training job's peak memory and compare it with what the device has free.
 
@@ -128,6 +130,8 @@ def check_fit(
         gradient_checkpointing: whether layers recompute their activations in backward.
         device: "cpu" or "cuda"; dtype_bytes: 4 for fp32 weights, 2 for bf16/fp16.
         available_bytes: memory to fit in; default CUDA free memory, or psutil's available RAM on CPU.
+        num_gpus, sharding: data-parallel processes and what they shard (none, zero2, zero3): the
+            estimate is per process.
     """
     shape = _shape(model_dir_or_config)
     available = int(available_bytes) if available_bytes is not None else _available(device)
@@ -138,7 +142,8 @@ def check_fit(
         device="cuda" if device.startswith("cuda") else "cpu", gradient_checkpointing=gradient_checkpointing,
         lora=lora, cuda_context_bytes=int(float(overhead.get("cuda_context_gib", 0.8)) * GIB),
         allocator_fraction=float(overhead.get("cuda_allocator_fraction", 0.05)),
-        cpu_runtime_bytes=int(float(overhead.get("cpu_runtime_mib", 80)) * 2**20), **extra,
+        cpu_runtime_bytes=int(float(overhead.get("cpu_runtime_mib", 80)) * 2**20), num_gpus=num_gpus,
+        sharding=sharding if num_gpus > 1 else "none", **extra,
     )
     est = estimate_memory(shape, setup)
     headroom = _cpu_headroom(overhead, mode, extra) if setup.device == "cpu" else 0.0
@@ -154,7 +159,8 @@ def check_fit(
     )
 
 
-def check_job_fit(spec: Any, base_dir: Any, policy: Any, *, micro_batch: int | None = None) -> FitDecision:
+def check_job_fit(spec: Any, base_dir: Any, policy: Any, *, micro_batch: int | None = None, num_gpus: int = 1,
+                  sharding: str = "none", sharers: int = 1) -> FitDecision:
     """check_fit for a job spec on the device policy it trains with.
 
     Args:
@@ -162,12 +168,26 @@ def check_job_fit(spec: Any, base_dir: Any, policy: Any, *, micro_batch: int | N
             memory_limit_gb: the GiB to plan against instead of what the device has free).
         base_dir: the base model's directory; policy: the DevicePolicy (device and dtype).
         micro_batch: sequences per forward pass, if not the spec's.
+        num_gpus, sharding: the job's processes and what they shard (see check_fit).
+        sharers: processes sharing this memory (the processes of a CPU job on one machine); each plans
+            against its share.
     """
     limit_gib = spec.train.memory_limit_gb
+    available = int(limit_gib * GIB) if limit_gib else _available(policy.device)
     return check_fit(base_dir, spec.method.name, spec.method_config(), seq_len=spec.data.max_length,
                      micro_batch=micro_batch or spec.train.micro_batch_size,
                      gradient_checkpointing=spec.train.gradient_checkpointing, device=policy.device,
-                     dtype_bytes=policy.dtype.itemsize, available_bytes=int(limit_gib * GIB) if limit_gib else None)
+                     dtype_bytes=policy.dtype.itemsize, available_bytes=available // max(sharers, 1),
+                     num_gpus=num_gpus, sharding=sharding)
+
+
+def planned_sharding(spec: Any, base_dir: Any, policy: Any, *, num_gpus: int, sharers: int = 1) -> str:
+    """The planner's sharding for a job on `num_gpus` processes: none, zero2 or zero3, the first (least
+    communication) whose estimated peak fits; zero3 when none does."""
+    for sharding in ("none", "zero2", "zero3"):
+        if check_job_fit(spec, base_dir, policy, num_gpus=num_gpus, sharding=sharding, sharers=sharers).fits:
+            return sharding
+    return "zero3"
 
 
 def _cpu_headroom(overhead: dict[str, Any], mode: str, extra: dict[str, Any]) -> float:

@@ -4,26 +4,41 @@ Layout: `<root>/step-00000123/` holds the trainer's files plus `manifest.json` (
 metrics, sha256 and size of every file). The manifest is written last, so a directory without
 one is incomplete; a file that does not match its sha256 is corrupt. Both are skipped by
 `latest()` and removed by the next `save()`. The root is a path or any fsspec URL (s3://,
-gs://, memory://); see checkpoint_store.py for the two commit protocols. docs/checkpoints.md
-describes the format for users.
+gs://, memory://); see checkpoint_store.py for the two commit protocols. A job of several
+processes saves with `save_sharded()`: each process stores the files it wrote, and rank 0 commits
+the manifest once all have. docs/checkpoints.md describes the format for users.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import re
 import tempfile
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewise.errors import CheckpointError
+from tunewise.train.checkpoint_info import (
+    ARTIFACT_DIR,
+    FORMAT_VERSION,
+    STEP_DIR,
+    CheckpointInfo,
+    RankGroup,
+    data_dir,
+    files_under,
+    finite,
+    float_metrics,
+    step_dir_name,
+)
 from tunewise.train.checkpoint_policy import SavePolicy
-from tunewise.train.checkpoint_store import MANIFEST, TMP_PREFIX, ManifestUnreadable, Mismatch, Store
+from tunewise.train.checkpoint_store import (
+    TMP_PREFIX,
+    ManifestUnreadable,
+    Mismatch,
+    Store,
+)
 
 if TYPE_CHECKING:
     from tunewise.spec import CheckpointSpec
@@ -31,8 +46,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 __all__ = ["CheckpointInfo", "CheckpointManager", "CheckpointWarning", "SavePolicy"]
 
-FORMAT_VERSION = 1
-_STEP_DIR = re.compile(r"^step-(\d{8,})$")
 # Temp dirs last modified before this process started belong to a dead writer.
 _PROCESS_STARTED = time.time()
 
@@ -43,27 +56,6 @@ class CheckpointWarning(UserWarning):
 
 class _NewerFormat(Exception):
     """A manifest in a format this version cannot read: skipped, never deleted."""
-
-
-def step_dir_name(step: int) -> str:
-    return f"step-{step:08d}"
-
-
-@dataclass
-class CheckpointInfo:
-    step: int
-    uri: str  # the checkpoint directory: a local path, or a URL for remote stores
-    metrics: dict[str, float]
-    created_at: float  # seconds since the epoch
-    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # relative path -> {"sha256", "bytes"}
-
-    @property
-    def name(self) -> str:
-        return step_dir_name(self.step)
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(int(f["bytes"]) for f in self.files.values())
 
 
 class CheckpointManager:
@@ -136,46 +128,155 @@ class CheckpointManager:
         """
         if step < 0:
             raise CheckpointError(f"checkpoint step must be 0 or more, got {step}")
-        sources = _files_under(Path(local_dir))
-        with self._lock:
-            try:
-                self._store.make_root()
-                self._clean_up()
-                info = self._write(step, sources, {k: float(v) for k, v in (metrics or {}).items()})
-            except OSError as err:
-                raise CheckpointError(f"cannot write checkpoint {step_dir_name(step)} to {self.root}: {err}",
-                                      hint="check that the directory or bucket exists and is writable") from None
-            try:
-                self._prune(keep=info)
-            except OSError as err:  # the new checkpoint is committed; only space is not reclaimed yet
-                logger.warning("could not prune checkpoints under %s: %s", self.root, err)
+        sources = files_under(Path(local_dir))
+        name = step_dir_name(step)
+        info = self._store_atomically(step, sources, float_metrics(metrics), name=name, what=f"checkpoint {name}")
         logger.info("saved checkpoint %s (%d files, %.1f MB)", info.uri, len(info.files), info.total_bytes / 1e6)
         return info
 
-    def _write(self, step: int, sources: dict[str, Path], metrics: dict[str, float]) -> CheckpointInfo:
-        store, name = self._store, step_dir_name(step)
-        if store.commit_by_rename:
-            target = store.new_temp_dir(name)
-        else:
-            target = store.join(name)
-            if name in store.child_dirs():
-                store.remove_checkpoint(name)  # manifest first: it stops counting as complete at once
+    def save_artifact(self, step: int, local_dir: str | Path) -> str:
+        """Store the run's final artifact (adapter or model) as `<root>/artifact/`, committed like a
+        checkpoint: a reader sees the previous complete artifact or the new one, never a mix. Returns its URI.
+
+        Pruning and `list()` leave it alone; `fetch_artifact()` reads it back.
+        """
+        sources = files_under(Path(local_dir))
+        return self._store_atomically(step, sources, {}, name=ARTIFACT_DIR, what="the artifact").uri
+
+    def _store_atomically(self, step: int, sources: dict[str, Path], metrics: dict[str, float], *, name: str,
+                          what: str) -> CheckpointInfo:
+        """Begin, upload and commit `sources` as `name` (then prune, for checkpoints); on failure
+        nothing is committed and the partial upload is removed."""
+        with self._lock:
+            try:
+                target = self._begin(name)
+                try:
+                    info = self._commit(step, target, self._upload(sources, target), metrics, name=name)
+                except BaseException:
+                    self._abandon(target)
+                    raise
+            except OSError as err:
+                raise CheckpointError(f"cannot write {what} to {self.root}: {err}",
+                                      hint="check that the directory or bucket exists and is writable") from None
+            if name != ARTIFACT_DIR:
+                self._prune_quietly(info)
+        return info
+
+    def fetch_artifact(self, dest: str | Path) -> Path | None:
+        """The stored artifact, downloaded into `dest/artifact/` and verified; None if none was stored."""
+        manifest = self._store.read_manifest(ARTIFACT_DIR)
+        if manifest is None:
+            return None
         try:
-            files = {}
-            for rel, src in sources.items():
-                sha, size = store.upload(src, f"{target}/{rel}")
-                files[rel] = {"sha256": sha, "bytes": size}
-            created_at = time.time()
-            store.write_manifest(target, {"format_version": FORMAT_VERSION, "step": step,
-                                          "created_at": created_at, "metrics": metrics, "files": files})
-            if store.commit_by_rename:
-                store.commit_temp_dir(target, name)
-        except BaseException:
-            if store.commit_by_rename:
-                store.remove_tree(target)
-            raise
+            return self._store.download_verified(ARTIFACT_DIR, dict(manifest["files"]), Path(dest),
+                                                 prefix=str(manifest.get("prefix") or ""))
+        except Mismatch as err:
+            raise CheckpointError(f"the artifact in {self.root} is corrupt: {err}") from None
+
+    def save_sharded(self, step: int, local_dir: str | Path, metrics: dict[str, float] | None, *, ranks: RankGroup,
+                     owns: Any) -> CheckpointInfo:
+        """`save()` for several processes: every rank calls it with the directory it wrote.
+
+        Each rank stores the files under `local_dir` for which `owns(relative_path)` is true (its
+        own shards; the directory may be shared with the other ranks of its machine); rank 0 writes
+        the manifest, holding every rank's checksums, only after all ranks have uploaded, then
+        commits and prunes. A failure on any rank leaves nothing committed and raises on every rank.
+        """
+        name = step_dir_name(step)
+        target, problem = None, None
+        if ranks.rank == 0:
+            try:
+                target = self._begin(name)
+            except OSError as err:
+                problem = f"rank 0: {err}"
+        target, problem = ranks.broadcast((target, problem))
+        files: dict[str, dict[str, Any]] = {}
+        if problem is None:
+            try:
+                sources = {rel: src for rel, src in files_under(Path(local_dir)).items() if owns(rel)}
+                files = self._upload(sources, target)
+            except (OSError, CheckpointError) as err:
+                problem = f"rank {ranks.rank}: {getattr(err, 'message', err)}"
+        gathered = ranks.gather((files, problem))
+        outcome: tuple[str, Any] = ("error", problem)
+        if ranks.rank == 0:
+            outcome = self._commit_gathered(step, target, gathered, float_metrics(metrics))
+        status, value = ranks.broadcast(outcome)
+        if status == "error":
+            raise CheckpointError(f"cannot write checkpoint {name} to {self.root}: {value}",
+                                  hint="the previous complete checkpoint is kept; check the storage and retry")
+        return value
+
+    def _commit_gathered(self, step: int, target: str | None, gathered: list, metrics: dict[str, float]) -> tuple:
+        """Rank 0: ("ok", info) after committing every rank's files, or ("error", why) with nothing committed."""
+        problems = [problem for _, problem in gathered if problem]
+        if target is None or problems:
+            if target is not None:
+                self._abandon(target)
+            return "error", "; ".join(problems)
+        merged: dict[str, dict[str, Any]] = {}
+        for files, _ in gathered:
+            merged.update(files)
+        try:
+            info = self._commit(step, target, merged, metrics)
+        except OSError as err:
+            self._abandon(target)
+            return "error", f"rank 0: {err}"
+        self._prune_quietly(info)
+        logger.info("saved checkpoint %s (%d files from %d ranks)", info.uri, len(merged), len(gathered))
+        return "ok", info
+
+    # The three steps of a save. Local disk: a temp dir, renamed into place. Object stores: a new
+    # upload prefix inside the checkpoint dir, which the manifest (one PUT) names.
+
+    def _begin(self, name: str) -> str:
+        """Clean up after crashed writers and return where this save's files go."""
+        self._store.make_root()
+        self._clean_up()
+        if self._store.commit_by_rename:
+            return self._store.new_temp_dir(name)
+        return self._store.new_upload_dir(name)
+
+    def _upload(self, sources: dict[str, Path], target: str) -> dict[str, dict[str, Any]]:
+        files = {}
+        for rel, src in sources.items():
+            sha, size = self._store.upload(src, f"{target}/{rel}")
+            files[rel] = {"sha256": sha, "bytes": size}
+        return files
+
+    def _commit(self, step: int, target: str, files: dict[str, dict[str, Any]], metrics: dict[str, float],
+                name: str | None = None) -> CheckpointInfo:
+        store, name = self._store, name or step_dir_name(step)
+        manifest = {"format_version": FORMAT_VERSION, "step": step, "created_at": time.time(), "metrics": metrics,
+                    "files": files}
+        if store.commit_by_rename:
+            store.write_manifest(target, manifest)
+            store.commit_temp_dir(target, name)
+        else:
+            manifest["prefix"] = target.rsplit("/", 1)[-1]
+            replaced = self._store_prefixes(name)
+            store.write_manifest(store.join(name), manifest)  # the commit: one PUT, old or new, never half
+            for prefix in replaced - {manifest["prefix"]}:
+                store.remove_tree(store.join(name, prefix))
         self._verified.pop(store.join(name), None)
-        return CheckpointInfo(step, store.uri(store.join(name)), metrics, created_at, files)
+        return CheckpointInfo(step, store.uri(store.join(name)), metrics, manifest["created_at"], files,
+                              manifest.get("prefix", ""))
+
+    def _store_prefixes(self, name: str) -> set[str]:
+        return set(self._store.upload_dirs(name))
+
+    def _abandon(self, target: str) -> None:
+        """Remove a save's files that were never committed (best effort: the next save cleans up too)."""
+        try:
+            self._store.remove_tree(target)
+        except OSError as err:
+            logger.warning("could not remove the unfinished upload %s: %s", target, err)
+
+    def _prune_quietly(self, keep: CheckpointInfo) -> None:
+        try:
+            self._prune(keep=keep)
+        except OSError as err:  # the new checkpoint is committed; only space is not reclaimed yet
+            logger.warning("could not prune checkpoints under %s: %s", self.root, err)
 
     def _clean_up(self) -> None:
         """Remove what crashed writers left: stale temp dirs, manifest-less and known-corrupt dirs."""
@@ -186,7 +287,7 @@ class CheckpointManager:
                 if mtime is None or mtime < _PROCESS_STARTED:
                     logger.info("removing leftover temp dir %s", store.uri(store.join(name)))
                     store.remove_tree(store.join(name))
-            elif _STEP_DIR.match(name):
+            elif STEP_DIR.match(name):
                 try:
                     info = self._read_info(name)
                 except ManifestUnreadable:
@@ -196,6 +297,9 @@ class CheckpointManager:
                 if info is None or (name, info.created_at) in self._corrupt:
                     logger.info("removing incomplete or corrupt checkpoint %s", store.uri(store.join(name)))
                     store.remove_checkpoint(name)
+                elif not store.commit_by_rename:
+                    for prefix in set(store.upload_dirs(name)) - {info.prefix}:  # a re-save killed mid-upload
+                        store.remove_tree(store.join(name, prefix))
 
     def _prune(self, keep: CheckpointInfo) -> None:
         infos = self.list()
@@ -213,7 +317,7 @@ class CheckpointManager:
         """Checkpoints whose manifest exists, oldest first. File contents are not verified."""
         infos = []
         for name in self._store.child_dirs():
-            if not _STEP_DIR.match(name):
+            if not STEP_DIR.match(name):
                 continue
             try:
                 info = self._read_info(name)
@@ -237,7 +341,8 @@ class CheckpointManager:
         try:
             info = CheckpointInfo(step=int(manifest["step"]), uri=self._store.uri(self._store.join(name)),
                                   metrics=dict(manifest.get("metrics") or {}),
-                                  created_at=float(manifest["created_at"]), files=dict(manifest["files"]))
+                                  created_at=float(manifest["created_at"]), files=dict(manifest["files"]),
+                                  prefix=str(manifest.get("prefix") or ""))
         except (KeyError, TypeError, ValueError) as err:
             raise ManifestUnreadable(f"missing or bad field {err}") from None
         if info.name != name:
@@ -290,6 +395,15 @@ class CheckpointManager:
             return Path(store.join(info.name))
         return self._download(info, Path(dest) if dest is not None else Path(tempfile.mkdtemp(prefix="tunewise-ckpt-")))
 
+    @property
+    def remote(self) -> bool:
+        """The root is an object store (or any fsspec URL other than local disk)."""
+        return not self._store.is_local
+
+    def local_path(self, info: CheckpointInfo) -> Path | None:
+        """The checkpoint's directory when the store is local disk (not verified here), else None."""
+        return Path(self._store.join(data_dir(info))) if self._store.is_local else None
+
     def fetch_latest(self, dest: str | Path | None = None) -> tuple[CheckpointInfo, Path] | None:
         """(info, local dir) of the newest checkpoint that verifies; corrupt ones are skipped with a warning.
 
@@ -308,7 +422,7 @@ class CheckpointManager:
     # --- helpers -------------------------------------------------------------------------------
 
     def _ranked(self, infos: list[CheckpointInfo]) -> list[CheckpointInfo]:
-        scored = [i for i in infos if _finite(i.metrics.get(self.metric))]
+        scored = [i for i in infos if finite(i.metrics.get(self.metric))]
         sign = 1.0 if self.mode == "min" else -1.0
         return sorted(scored, key=lambda i: (sign * i.metrics[self.metric], -i.step))
 
@@ -318,7 +432,7 @@ class CheckpointManager:
         signature = store.stat_signature(info.name, sorted(info.files))
         if signature is not None and self._verified.get(directory) == (info.created_at, signature):
             return None  # unchanged since this manager hashed it
-        problem = store.find_mismatch(info.name, info.files)
+        problem = store.find_mismatch(data_dir(info), info.files)
         if problem is None and signature is not None:
             self._verified[directory] = (info.created_at, signature)
         return problem
@@ -329,25 +443,9 @@ class CheckpointManager:
 
     def _download(self, info: CheckpointInfo, dest: Path) -> Path:
         try:
-            return self._store.download_verified(info.name, info.files, dest)
+            return self._store.download_verified(info.name, info.files, dest, prefix=info.prefix)
         except Mismatch as err:
             self._corrupt.add((info.name, info.created_at))
             raise CheckpointError(f"checkpoint {info.uri} is corrupt: {err}") from None
         except OSError as err:
             raise CheckpointError(f"cannot download checkpoint {info.uri} to {dest}: {err}") from None
-
-
-def _files_under(local_dir: Path) -> dict[str, Path]:
-    if not local_dir.is_dir():
-        raise CheckpointError(f"checkpoint source {local_dir} is not a directory")
-    files = {p.relative_to(local_dir).as_posix(): p for p in sorted(local_dir.rglob("*")) if p.is_file()}
-    if not files:
-        raise CheckpointError(f"checkpoint source {local_dir} holds no files")
-    if MANIFEST in files:
-        raise CheckpointError(f"{local_dir / MANIFEST}: that name is reserved for the checkpoint manifest",
-                              hint="rename the file the trainer writes")
-    return files
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

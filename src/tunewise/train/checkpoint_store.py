@@ -2,26 +2,41 @@
 
 Two commit protocols, chosen by what the filesystem can do atomically:
 - local disk: write into a temp directory, fsync, then rename it into place (rename is atomic);
-- object stores (s3, gcs, memory): "rename" is a copy, so files go straight to the final prefix
-  and `manifest.json`, written last in a single PUT, is the commit marker.
+- object stores (s3, gcs, memory): "rename" is a copy, so each save uploads its files under a
+  prefix of its own inside the checkpoint (`step-N/upload-<id>/`), and `manifest.json`, written
+  last in a single PUT, commits them by naming that prefix. Until then readers see the previous
+  manifest (or none); a re-save of the same step replaces the manifest in one PUT as well.
+
+Every write and read of a stored file is retried with backoff on errors that may pass (a dropped
+connection, a throttled request); a missing file or a refused permission is not retried.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import posixpath
 import shutil
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+logger = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
+UPLOAD_PREFIX = "upload-"  # object stores: one save's files, committed by the manifest naming it
+T = TypeVar("T")
+# Errors that say the request can never succeed; any other OSError (connection reset, timeout,
+# throttling, a 5xx the client maps to EIO) may pass and is retried.
+_PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 CHUNK_BYTES = 8 * 1024 * 1024
 
 
@@ -44,6 +59,24 @@ class Store:
         # Commit by atomic directory rename where the filesystem has one; tests turn it off to
         # exercise the object-store protocol on local disk.
         self.commit_by_rename = self.is_local
+        self.attempts = 4  # tries per remote file operation
+        self.backoff_s = 0.5  # first wait between tries; doubled after each
+
+    def retrying(self, what: str, operation: Callable[[], T]) -> T:
+        """`operation()`, tried again on a transient OSError (remote stores only); `what` names it in logs."""
+        attempts = 1 if self.is_local else self.attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return operation()
+            except _PERMANENT:
+                raise
+            except OSError as err:
+                if attempt == attempts:
+                    raise
+                wait = self.backoff_s * 2 ** (attempt - 1)
+                logger.warning("%s failed (%s); try %d of %d in %.1f s", what, err, attempt + 1, attempts, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
 
     def join(self, *parts: str) -> str:
         return posixpath.join(self.root, *parts)
@@ -72,8 +105,9 @@ class Store:
 
     def read_manifest(self, directory: str) -> dict[str, Any] | None:
         """The parsed manifest, None if absent; raises ManifestUnreadable if cut short."""
+        path = self.join(directory, MANIFEST)
         try:
-            raw = self.fs.cat_file(self.join(directory, MANIFEST))
+            raw = self.retrying(f"reading {path}", lambda: self.fs.cat_file(path))
         except FileNotFoundError:
             return None
         try:
@@ -114,14 +148,17 @@ class Store:
                 return problem
         return None
 
-    def download_verified(self, directory: str, files: dict[str, dict[str, Any]], dest: Path) -> Path:
-        """Download into `dest/<directory>/`, checking every file while it streams; raises Mismatch."""
+    def download_verified(self, directory: str, files: dict[str, dict[str, Any]], dest: Path, prefix: str = "") -> Path:
+        """Download into `dest/<directory>/`, checking every file while it streams; raises Mismatch.
+
+        `prefix`: the folder inside the checkpoint directory that holds its files (object stores)."""
         final = dest / directory
         partial = dest / f"{TMP_PREFIX}{directory}-{uuid.uuid4().hex}"
+        source = posixpath.join(directory, prefix) if prefix else directory
         try:
             for rel, expected in sorted(files.items()):
                 try:
-                    sha, size = self.download(directory, rel, partial / rel)
+                    sha, size = self.download(source, rel, partial / rel)
                 except FileNotFoundError:
                     raise Mismatch(f"{rel} is missing") from None
                 problem = _compare(rel, sha, size, expected)
@@ -138,42 +175,72 @@ class Store:
     def download(self, directory: str, name: str, dest: Path) -> tuple[str, int]:
         """Copy a stored file to local `dest`, returning the (sha256, bytes) of what was read."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
-        with self.fs.open(self.join(directory, name), "rb") as src, open(dest, "wb") as out:
-            while chunk := src.read(CHUNK_BYTES):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-        return digest.hexdigest(), size
+        path = self.join(directory, name)
+
+        def copy() -> tuple[str, int]:
+            digest, size = hashlib.sha256(), 0
+            with self.fs.open(path, "rb") as src, open(dest, "wb") as out:
+                while chunk := src.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            return digest.hexdigest(), size
+
+        return self.retrying(f"downloading {path}", copy)
 
     # --- writing -------------------------------------------------------------------------------
 
     def make_root(self) -> None:
-        self.fs.makedirs(self.root, exist_ok=True)
+        self._makedirs(self.root)
+
+    def _makedirs(self, path: str) -> None:
+        # Object stores have no directories to make, and s3fs's makedirs would create a missing
+        # bucket: a typo in checkpoint.dir must fail, not leave a new bucket behind.
+        if not _is_object_store(self.fs):
+            self.fs.makedirs(path, exist_ok=True)
 
     def new_temp_dir(self, name: str) -> str:
         path = self.join(f"{TMP_PREFIX}{name}-{uuid.uuid4().hex}")
         os.makedirs(path)
         return path
 
+    def new_upload_dir(self, name: str) -> str:
+        """Object stores: a fresh prefix inside checkpoint `name` for one save's files."""
+        return self.join(name, f"{UPLOAD_PREFIX}{uuid.uuid4().hex[:16]}")
+
+    def upload_dirs(self, name: str) -> list[str]:
+        """Object stores: the upload prefixes under checkpoint `name` (committed or left by a crash)."""
+        path = self.join(name)
+        self.fs.invalidate_cache(path)
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        names = [posixpath.basename(e["name"].rstrip("/")) for e in entries if e["type"] == "directory"]
+        return [n for n in names if n.startswith(UPLOAD_PREFIX)]
+
     def upload(self, src: Path, path: str) -> tuple[str, int]:
         """Copy local `src` to stored `path` (fsynced on local disk); returns (sha256, bytes) written."""
-        digest, size = hashlib.sha256(), 0
         parent = posixpath.dirname(path)
         if self.is_local:
             os.makedirs(parent, exist_ok=True)
         else:
-            self.fs.makedirs(parent, exist_ok=True)
-        opener = open(path, "wb") if self.is_local else self.fs.open(path, "wb")
-        with open(src, "rb") as fh, opener as out:
-            while chunk := fh.read(CHUNK_BYTES):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            if self.is_local:
-                out.flush()
-                os.fsync(out.fileno())
-        return digest.hexdigest(), size
+            self._makedirs(parent)
+
+        def copy() -> tuple[str, int]:
+            digest, size = hashlib.sha256(), 0
+            opener = open(path, "wb") if self.is_local else self.fs.open(path, "wb")
+            with open(src, "rb") as fh, opener as out:
+                while chunk := fh.read(CHUNK_BYTES):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                if self.is_local:
+                    out.flush()
+                    os.fsync(out.fileno())
+            return digest.hexdigest(), size
+
+        return self.retrying(f"uploading {path}", copy)
 
     def write_manifest(self, directory_path: str, manifest: dict[str, Any]) -> None:
         """Write manifest.json in one go: on object stores this single PUT commits the checkpoint."""
@@ -185,7 +252,7 @@ class Store:
                 out.flush()
                 os.fsync(out.fileno())
         else:
-            self.fs.pipe_file(path, data)
+            self.retrying(f"writing {path}", lambda: self.fs.pipe_file(path, data))
 
     def commit_temp_dir(self, temp: str, name: str) -> None:
         """Rename a complete temp dir to `name`, replacing an older checkpoint of the same name."""
@@ -240,6 +307,11 @@ class Store:
             return os.stat(self.join(name)).st_mtime
         except OSError:
             return None
+
+
+def _is_object_store(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return bool(set(protocols) & {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "memory"})
 
 
 def _compare(rel: str, sha: str, size: int, expected: dict[str, Any]) -> str | None:

@@ -24,19 +24,31 @@ def subscribe(path: Path, callback: Callable[[dict[str, Any]], None]) -> Callabl
     return lambda: _SUBSCRIBERS.get(key, []).remove(callback) if callback in _SUBSCRIBERS.get(key, []) else None
 
 
+def notify(path: Path, record: dict[str, Any]) -> bool:
+    """Pass `record` to the observers of `path` (also for rows another process appended); returns
+    False if one of them failed (a tracking outage must not stop training: the file has the data)."""
+    ok = True
+    for callback in list(_SUBSCRIBERS.get(Path(path).resolve(), [])):
+        try:
+            callback(record)
+        except Exception as err:
+            ok = False
+            warnings.warn(f"metrics observer failed ({type(err).__name__}: {err}); training goes on")
+    return ok
+
+
 class MetricsLog:
     def __init__(self, path: Path):
         self.path = path
         self._warned = False
 
     def _notify(self, record: dict[str, Any]) -> None:
-        for callback in list(_SUBSCRIBERS.get(self.path.resolve(), [])):
-            try:
-                callback(record)
-            except Exception as err:  # a tracking outage must not stop training; the file has the data
-                if not self._warned:
-                    warnings.warn(f"metrics observer failed ({type(err).__name__}: {err}); training goes on")
-                    self._warned = True
+        if self._warned:
+            with warnings.catch_warnings():  # warn once per log
+                warnings.simplefilter("ignore")
+                notify(self.path, record)
+        elif not notify(self.path, record):
+            self._warned = True
 
     def append(self, record: dict[str, Any]) -> None:
         record = {**record, "time": round(time.time(), 3)}

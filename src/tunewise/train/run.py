@@ -62,6 +62,8 @@ def prepare_run_dir(spec: JobSpec, spec_path: str | Path | None, restart: bool) 
                 f"run {run_dir.name!r} already exists with a different spec",
                 hint="give the job another name, or pass --restart to discard the old run",
             )
+        if previous.resources != spec.resources:  # how it trains changed (not what): record what runs now
+            stored.write_text(resolved_spec(spec).to_yaml())
         return run_dir, read_status(run_dir).get("state") == "completed"
     run_dir.mkdir(parents=True, exist_ok=True)
     stored.write_text(resolved_spec(spec).to_yaml())
@@ -79,6 +81,8 @@ def run_training_job(spec: JobSpec, *, spec_path: str | Path | None = None, rest
         staged = spec.model_dump(mode="json", exclude_unset=True)
         return run_stages(staged, spec_path=spec_path, restart=restart)[-1]
     run_dir, done = prepare_run_dir(spec, spec_path, restart)
+    if spec.resources.nnodes > 1 and spec.resources.resolved_node_rank() > 0:
+        return _train(resolved_spec(spec), run_dir)  # node 0 owns status, tracking and evaluation
     if done:
         console.print(f"run [bold]{run_dir.name}[/] is already complete: {run_dir}")
         return RunResult(run_dir, "completed", read_status(run_dir).get("step", 0), already_done=True)
@@ -115,6 +119,15 @@ def _train(spec: JobSpec, run_dir: Path) -> RunResult:
     from tunewise.methods import get_method
     from tunewise.train.session import TrainingSession
 
+    from tunewise.scale.ray_cluster import RayOptions
+
+    ray = RayOptions.from_env()  # the Ray executor: the processes are Ray Train workers on its cluster
+    if ray is not None or spec.resources.world_size > 1:
+        from tunewise.scale.launch import launch_training
+        from tunewise.scale.ray_train import train_on_ray
+
+        launched = train_on_ray(spec, run_dir, ray) if ray is not None else launch_training(spec, run_dir)
+        return RunResult(run_dir, "completed", launched.steps, resumed_from=launched.resumed_from)
     method = get_method(spec.method.name)
     if method.trainer is not None:
         return method.trainer(spec, run_dir)

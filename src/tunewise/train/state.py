@@ -35,13 +35,7 @@ def write_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any, s
     save_file(trainable_state(model), str(folder / "trainable.safetensors"))
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
     torch.save(scheduler.state_dict(), folder / "scheduler.pt")
-    rng = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-    }
-    torch.save(rng, folder / "rng.pt")
+    torch.save(rng_states(), folder / "rng.pt")
     (folder / "state.json").write_text(json.dumps(asdict(state), indent=2))
 
 
@@ -61,10 +55,19 @@ def read_checkpoint(folder: Path, model: Any, optimizer: Any, scheduler: Any) ->
             params[name].copy_(tensor.to(params[name].device, params[name].dtype))
     optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=False))
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=False))
-    rng = torch.load(folder / "rng.pt", weights_only=False)
+    restore_rng_states(torch.load(folder / "rng.pt", weights_only=False))
+    return LoopState(**json.loads((folder / "state.json").read_text()))
+
+
+def rng_states() -> dict[str, Any]:
+    """Python, numpy, torch and CUDA RNG states (dropout, sampling), to continue exactly on resume."""
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng_states(rng: dict[str, Any]) -> None:
     random.setstate(rng["python"])
     np.random.set_state(rng["numpy"])
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
-    return LoopState(**json.loads((folder / "state.json").read_text()))

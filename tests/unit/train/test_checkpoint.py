@@ -101,7 +101,7 @@ def test_fetch_errors(root, src, tmp_path):
     with pytest.raises(CheckpointError, match="step-00000001 not found"):
         mgr.fetch(info, dest=tmp_path / "dl")
     latest = mgr.latest()
-    fs, path = fsspec.core.url_to_fs(latest.uri)
+    fs, path = fsspec.core.url_to_fs(files_uri(latest))
     fs.pipe_file(f"{path}/optimizer.pt", b"x" * 1500)  # same size, other bytes
     with pytest.raises(CheckpointError, match="optimizer.pt does not match its sha256"):
         mgr.fetch(latest, dest=tmp_path / "dl")
@@ -162,7 +162,7 @@ def test_corrupt_latest_falls_back_to_previous(root, src, damage, tmp_path):
     for step in (1, 2, 3):
         save(mgr, src, step)
     fs, _ = fsspec.core.url_to_fs(root)
-    _, path = fsspec.core.url_to_fs(mgr.latest().uri)
+    _, path = fsspec.core.url_to_fs(files_uri(mgr.latest()))
     target = f"{path}/model.safetensors"
     if damage == "truncate":
         fs.pipe_file(target, fs.cat_file(target)[:100])
@@ -282,6 +282,11 @@ def test_save_policy_both_and_validation():
         SavePolicy(every_steps=None, every_minutes=0)
 
 
+def files_uri(info) -> str:
+    """Where a checkpoint's files are: its directory, or the upload prefix inside it (object stores)."""
+    return f"{info.uri}/{info.prefix}" if info.prefix else info.uri
+
+
 # --- real crashes -----------------------------------------------------------------------------------
 
 WRITER = """
@@ -294,7 +299,7 @@ from tunewise.train.checkpoint import CheckpointManager
 root, work, start, protocol, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 mgr = CheckpointManager(root, keep_best=1, keep_last=2)
 if protocol == "object-store":
-    mgr._store.commit_by_rename = False  # files straight to the final dir, manifest last
+    mgr._store.commit_by_rename = False  # files under an upload prefix, the manifest naming it last
 sizes = {{"model.safetensors": 6_000_000, "optimizer.pt": 3_000_000, "rng/state.json": 200}}
 print("ready", flush=True)
 step = start
@@ -313,7 +318,7 @@ def check_store_after_crash(root: Path) -> int | None:
     mgr = CheckpointManager(root)
     infos = mgr.list()
     for info in infos:
-        assert_files_are_step(Path(info.uri), info.step)
+        assert_files_are_step(Path(files_uri(info)), info.step)
     latest = mgr.latest()
     assert (latest and latest.step) == (infos[-1].step if infos else None)
     return latest.step if latest else None

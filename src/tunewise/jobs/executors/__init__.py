@@ -1,14 +1,15 @@
 """Executors carry out the queue's decisions: each one module behind `executors.base.Executor`.
 
-`local` runs each job as its own `tunewise train` process on this machine. Others (Ray,
-Kubernetes) plug in beside it; `make_executor(kind, ...)` picks one by the server config's name.
+`local` runs each job as its own `tunewise train` process on this machine; `ray` as Ray Train
+workers on a Ray cluster; `kubernetes` as a workload on a Kubernetes cluster. `make_executor(kind,
+...)` picks one by the server config's name.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tunewise.jobs.executors.base import Executor, Launch, Poll
+from tunewise.jobs.executors.base import Executor, Launch, Poll, WaitForCapacity
 
 
 def make_executor(kind: str, **options: Any) -> Executor:
@@ -25,4 +26,4 @@ def make_executor(kind: str, **options: Any) -> Executor:
     return module.make(**options)
 
 
-__all__ = ["Executor", "Launch", "Poll", "make_executor"]
+__all__ = ["Executor", "Launch", "Poll", "WaitForCapacity", "make_executor"]

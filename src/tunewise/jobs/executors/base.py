@@ -30,15 +30,39 @@ class Launch:
 
 @dataclass(frozen=True)
 class Poll:
-    state: Literal["running", "exited", "gone"]  # gone: no such process any more, exit status unknown
+    """What an attempt is doing.
+
+    running: it trains. exited: it ended with `exit_code`. gone: it is no more and its exit status is
+    unknown (the run directory says what it did). waiting: submitted to a cluster whose own queue
+    (Kueue, Volcano) has not admitted it yet; `reason` says why. failed: the cluster gave up on it
+    after its own restarts; `reason` is the cluster's message.
+    """
+
+    state: Literal["running", "exited", "gone", "waiting", "failed"]
     exit_code: int | None = None  # negative: killed by that signal
+    reason: str | None = None
+
+
+def attempt_started(handle: Handle | None) -> bool:
+    """Whether a job's handle names an attempt an executor started (a process, a cluster job)."""
+    return bool(handle) and bool(handle.get("pid") or handle.get("executor"))
+
+
+class WaitForCapacity(Exception):
+    """Raised by `start` when the executor's cluster cannot hold the job (a Ray cluster smaller than its
+    gang): the job stays queued, with `detail` as its waiting reason, and is tried again later."""
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
 
 
 class Executor(Protocol):
     name: str
 
     def start(self, launch: Launch) -> Handle:
-        """Start the attempt and return its handle; raises on failure to start."""
+        """Start the attempt and return its handle; raises WaitForCapacity when it cannot run there
+        yet, another exception on failure to start."""
 
     def poll(self, handle: Handle) -> Poll:
         """Whether the attempt still runs, without blocking."""
