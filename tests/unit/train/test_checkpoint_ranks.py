@@ -55,7 +55,7 @@ def test_a_rank_that_fails_leaves_nothing_committed(root, tmp_path):
     assert [i.step for i in CheckpointManager(root).list()] == [1, 3]
 
 
-def test_object_store_writes_are_retried(tmp_path):
+def test_object_store_writes_are_retried(tmp_path, monkeypatch):
     import fsspec
 
     manager = CheckpointManager(f"memory://retry-{uuid.uuid4().hex}")
@@ -70,7 +70,8 @@ def test_object_store_writes_are_retried(tmp_path):
             raise ConnectionResetError("connection reset by peer")
         return real_pipe(path, data, **kwargs)
 
-    manager._store.fs.pipe_file = flaky_pipe
+    # fsspec shares one memory filesystem per process: monkeypatch puts its method back for the next test
+    monkeypatch.setattr(manager._store.fs, "pipe_file", flaky_pipe)
     folder = tmp_path / "one"
     folder.mkdir()
     (folder / "weights.bin").write_bytes(b"w" * 100)
@@ -79,7 +80,7 @@ def test_object_store_writes_are_retried(tmp_path):
     def refused(path, data, **kwargs):
         raise PermissionError("access denied")
 
-    manager._store.fs.pipe_file = refused
+    monkeypatch.setattr(manager._store.fs, "pipe_file", refused)
     with pytest.raises(CheckpointError, match="access denied"):
         manager.save(2, folder)
     assert [i.step for i in manager.list()] == [1]
