@@ -59,21 +59,13 @@ def promote(
     database_url: str = typer.Option(None, "--database-url", help=_DB_HELP),
 ) -> None:
     """Move the production alias to the winning variant's version (the registry's gate still applies)."""
-    from tunewise.errors import TunewiseError
     from tunewise.registry import promote as registry_promote
-    from tunewise.serve.ab_report import route_report
+    from tunewise.serve.ab_report import promotion_target, route_report
     from tunewise.serve.feedback import ServingStore
 
-    result = route_report(ServingStore(database_url), name)
-    chosen = variant or result["winner"]
-    if chosen is None:
-        raise TunewiseError(f"{name}: {result['reason']}", hint="or name the variant: tunewise ab promote NAME --variant MODEL")
-    stats = next((v for v in result["variants"] if v["variant"] == chosen and not v["shadow"]), None)
-    if stats is None or not stats["registered_name"]:
-        raise TunewiseError(f"{name}: variant {chosen!r} has no answers recorded from a registered version",
-                            hint="variants: " + ", ".join(v["variant"] for v in result["variants"]))
-    event = registry_promote(stats["registered_name"], stats["version"], "production")
-    console.print(f"[green]promoted[/] {stats['registered_name']} version {stats['version']} to production "
+    registered, version = promotion_target(route_report(ServingStore(database_url), name), variant)
+    event = registry_promote(registered, version, "production")
+    console.print(f"[green]promoted[/] {registered} version {version} to production "
                   f"(was {event.get('from') or 'none'})")
 
 

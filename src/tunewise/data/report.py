@@ -9,6 +9,7 @@ from typing import Any
 from tunewise.data.problems import RowError
 
 SUMMARY_PROBLEMS = 20  # problems quoted in a DataError message
+HISTOGRAM_BINS = 20  # bins of the token-length histogram in to_dict()
 
 
 @dataclass
@@ -96,6 +97,18 @@ class DataReport:
             "total": sum(ordered),
         }
 
+    def token_histogram(self, bins: int = HISTOGRAM_BINS) -> dict[str, list[int]] | None:
+        """Example lengths in tokens counted in `bins` equal-width bins: `edges` has bins + 1 bounds."""
+        if not self.token_lengths:
+            return None
+        low, high = min(self.token_lengths), max(self.token_lengths)
+        width = max(1, -(-(high - low + 1) // bins))  # ceil: every length falls in a bin
+        counts = [0] * bins
+        for length in self.token_lengths:
+            counts[min(bins - 1, (length - low) // width)] += 1
+        used = max(i for i, c in enumerate(counts) if c) + 1  # no empty bins past the longest example
+        return {"edges": [low + i * width for i in range(used + 1)], "counts": counts[:used]}
+
     def summary(self, limit: int = SUMMARY_PROBLEMS) -> str:
         """The first `limit` errors, one per line, for exception messages."""
         lines = [str(problem) for problem in self.errors[:limit]]
@@ -124,6 +137,7 @@ class DataReport:
             "near_duplicates": list(self.near_duplicates),
             "too_long": {"count": self.too_long, "max_length": self.max_length, "action": self.too_long_action},
             "token_stats": self.token_stats(),
+            "token_histogram": self.token_histogram(),
             "masking": self.masking,
             "split": {
                 "train": self.train_rows,

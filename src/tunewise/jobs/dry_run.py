@@ -29,6 +29,7 @@ DRY_RUN_ID = "ftjob-dryrun00000000"
 
 def dry_run(session: Session, factory: JobFactory, policy: SchedulingPolicy, request: NativeJobRequest,
             who: Principal, *, min_examples: int) -> dict[str, Any]:
+    from tunewise.spec import spec_warnings
     from tunewise.train.run import resolved_spec
 
     sub = native_submission(request, who, factory.settings.models)
@@ -48,6 +49,7 @@ def dry_run(session: Session, factory: JobFactory, policy: SchedulingPolicy, req
         "resolved": resolved.model_dump(mode="json"),
         "hyperparameters": resolved_hyperparameters(resolved.model_dump(mode="json"), None, lr),
         "plan": _plan(spec, check.tokens, policy, pool),
+        "warnings": spec_warnings(spec),
     }
     demand = policy.demand(spec_dict, pool, tokens=check.tokens, examples=check.examples)
     out["demand"] = demand_to_json(demand)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunewise.jobs.failure_words import explain_error
 from tunewise.jobs.store.models import Job
 
 
@@ -35,7 +36,7 @@ def native_job(job: Job, paths: dict[str, str]) -> dict[str, Any]:
         "attempts": job.attempts, "failures": job.failures, "placement": job.placement, "borrowed": job.borrowed,
         "stopping": job.stop_requested, "demand": job.demand,
         "files": list(dict.fromkeys(f for f in [job.training_file, job.validation_file, *(job.files or [])] if f)),
-        "spec": client_spec(job, paths), "hyperparameters": job.hyperparameters, "error": job.error,
+        "spec": client_spec(job, paths), "hyperparameters": job.hyperparameters, "error": explain_error(job.error),
         "trigger_id": job.trigger_id, "rollout": job.rollout, "metadata": job.job_metadata,
         "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
     }

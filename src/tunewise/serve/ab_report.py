@@ -97,3 +97,18 @@ def route_report(store: Any, route: str) -> dict[str, Any]:
     winner, reason = pick_winner(rows, stats)
     return {"route": route, "answers": len(rows), "variants": [s.to_json() for s in stats], "winner": winner,
             "reason": reason}
+
+
+def promotion_target(result: dict[str, Any], variant: str | None = None) -> tuple[str, str]:
+    """(registered name, version) to promote: `variant`, else the report's winner; TunewiseError if none."""
+    from tunewise.errors import TunewiseError
+
+    name = result["route"]
+    chosen = variant or result["winner"]
+    if chosen is None:
+        raise TunewiseError(f"{name}: {result['reason']}", hint="or name the variant to promote")
+    stats = next((v for v in result["variants"] if v["variant"] == chosen and not v["shadow"]), None)
+    if stats is None or not stats["registered_name"]:
+        raise TunewiseError(f"{name}: variant {chosen!r} has no answers recorded from a registered version",
+                            hint="variants: " + ", ".join(v["variant"] for v in result["variants"]))
+    return stats["registered_name"], stats["version"]

@@ -143,6 +143,12 @@ class AdapterCache:
                 "loading": len(self._loading),
             }
 
+    def contents(self) -> dict[str, Any]:
+        """Which adapters (by cache key) sit in each memory tier, with their users and pins; what loads now."""
+        with self._lock:
+            return {"model": [{"key": k, "users": r.users, "pinned": r.pinned} for k, r in self._model.items()],
+                    "host": [{"key": k} for k in self._host], "loading": sorted(self._loading)}
+
     def close(self) -> None:
         self._loader.shutdown(wait=False, cancel_futures=True)
 

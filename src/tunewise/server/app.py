@@ -119,13 +119,15 @@ def create_app(config: ServerConfig | None = None, *, policy: SchedulingPolicy |
 
 
 def _include_routers(app: FastAPI) -> None:
-    from tunewise.server import files, fine_tuning, native, uploads
+    from tunewise.server import (files, fine_tuning, native, native_plan, native_runs, native_serving, sessions,
+                                 uploads)
 
     @app.get("/health", tags=["tunewise"], summary="Liveness check (no key needed)")
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (files, uploads, fine_tuning, native):
+    # native_runs before native: its /api/runs/compare must not be read as the run of a job "compare".
+    for module in (files, uploads, fine_tuning, sessions, native_plan, native_runs, native_serving, native):
         app.include_router(module.router, responses=ERROR_RESPONSES)
 
 

@@ -7,6 +7,7 @@
     models: {smollm2-135m-instruct: smollm2-135m-instruct}   # name clients use -> base model
     scheduling: {...}           # pools, quotas, priority classes (docs/scheduling.md)
     webhooks: {url: https://..., secret_env: TUNEWISE_WEBHOOK_SECRET}
+    portal: {enabled: true, session_hours: 12}
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class WebhooksConfig(_Section):
     timeout_seconds: float = Field(10.0, gt=0)
 
 
+class PortalConfig(_Section):
+    enabled: bool = Field(True, description="Serve the web portal at / (docs/portal.md).")
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="How long a sign-in lasts.")
+
+
 class ExecutorConfig(_Section):
     kind: str = Field("local", description="local: each job a `tunewise train` process on this machine.")
     options: dict[str, Any] = Field(default_factory=dict, description="Options of that executor.")
@@ -79,6 +85,7 @@ class ServerConfig(_Section):
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     webhooks: WebhooksConfig = Field(default_factory=WebhooksConfig)
     serving: dict[str, Any] = Field(default_factory=dict, description="Options of the serving engine.")
+    portal: PortalConfig = Field(default_factory=PortalConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("models")

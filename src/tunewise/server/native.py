@@ -93,9 +93,14 @@ def patch_job(job_id: str, body: JobPatch, who: Principal = Depends(principal), 
 @router.get("/jobs/{job_id}/logs", summary="The job's training log (text); follow=true streams it",
             response_class=StreamingResponse, responses={200: {"content": {"text/plain": {}}}})
 async def job_logs(request: Request, job_id: str, offset: int = Query(0, ge=0), follow: bool = False,
+                   tail: int | None = Query(None, ge=1, le=16 << 20, description="Only the last `tail` bytes."),
                    who: Principal = Depends(principal), ctx: ServerContext = Depends(context)):
     job = await asyncio.to_thread(_find, ctx, job_id, who)
     log_path = ctx.settings.job_dir(job.id) / "train.log"
+    if tail is not None and not follow:
+        size = log_path.stat().st_size if log_path.is_file() else 0
+        data, _ = read_log(log_path, max(offset, size - tail), limit=tail)
+        return PlainTextResponse(data.decode("utf-8", "replace"))
     if not follow:
         data, _ = read_log(log_path, offset, limit=16 << 20)
         return PlainTextResponse(data.decode("utf-8", "replace"))

@@ -71,6 +71,8 @@ class DryRun(BaseModel):
     demand: dict[str, Any] | None = None
     queue: QueueInfo | None = Field(None, description="Where the job would stand if submitted now.")
     would_start_now: bool = False
+    warnings: list[str] = Field(default_factory=list, description="Values outside the usual range for the "
+                                "method, each with the reason.")
 
 
 class PoolView(BaseModel):

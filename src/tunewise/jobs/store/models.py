@@ -220,6 +220,20 @@ class WebhookDelivery(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class WebSession(Base):
+    """A signed-in browser: the portal's cookie holds a random token; only its SHA-256 is stored here."""
+
+    __tablename__ = "web_sessions"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    key_id: Mapped[str] = mapped_column(String(40), index=True)  # the API key signed in with
+    team: Mapped[str] = mapped_column(String(64))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    csrf: Mapped[str] = mapped_column(String(64))  # sent back in forms and the x-csrf-token header
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)
+
+
 class RegisteredModel(Base):
     """Which team owns a name in the model registry (the registry itself is MLflow's)."""
 
