@@ -24,6 +24,13 @@ def methods(who: Principal = Depends(principal)) -> dict:
     return {"object": "list", "data": method_catalog()}
 
 
+@router.get("/specs/schema", summary="The job spec's JSON schema: every field with its type, default and help")
+def spec_schema(who: Principal = Depends(principal)) -> dict:
+    from tunewise.spec import JobSpec
+
+    return JobSpec.model_json_schema()
+
+
 @router.post("/plan", summary="The planner: memory, time and cost per mode on a pool, and the recommendation")
 async def plan(body: PlanBody, who: Principal = Depends(principal), ctx: ServerContext = Depends(context)) -> dict:
     def run() -> dict:
