@@ -2,7 +2,7 @@
 
 The REST API (OpenAI's files, uploads and fine-tuning routes; the native `/api` routes), the
 scheduling loop on a background thread, the local executor, and the serving routes for the
-fine-tuned models. `tunewise server` runs it under uvicorn.
+fine-tuned models, and the web portal at `/`. `tunewise server` runs it under uvicorn.
 """
 
 from __future__ import annotations
@@ -111,6 +111,10 @@ def create_app(config: ServerConfig | None = None, *, policy: SchedulingPolicy |
     from tunewise.server.serving import mount_serving
 
     mount_serving(app, ctx)
+    if config.portal.enabled:
+        from tunewise.web import mount_portal
+
+        mount_portal(app)
     limits = config.limits
     app.add_middleware(PathBodyLimits, default=limits.max_request_bytes,
                        by_prefix={"/v1/files": limits.max_file_bytes + MULTIPART_OVERHEAD,
