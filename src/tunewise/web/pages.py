@@ -111,6 +111,9 @@ async def render(request: Request, view: View, template: str, *, as_json: bool) 
         if as_json:
             return JSONResponse({"error": {"message": failure.message, "code": failure.code}}, failure.status)
         return signin_redirect(request, request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    # Pages read with GET, but some reads are POSTs that change nothing (the planner, the dry run): they
+    # carry the session's own CSRF token like any other call from this browser.
+    api.csrf = me.get("csrf_token")
     try:
         result = await view(request, api)
     except APIFailure as failure:

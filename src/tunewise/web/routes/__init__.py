@@ -11,7 +11,7 @@ import importlib
 from fastapi import APIRouter
 
 # Order matters where paths overlap: a fixed path (/jobs/compare) before a parameter (/jobs/{job_id}).
-AREAS = ("auth", "new_job", "runs", "jobs", "registry", "playground", "ops")
+AREAS = ("auth", "diagnose", "new_job", "runs", "jobs", "registry", "playground", "ops")
 
 
 def routers() -> list[APIRouter]:

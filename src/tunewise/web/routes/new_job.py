@@ -21,6 +21,7 @@ from tunewise.web.job_form import (EVAL_FIELDS, FILE_FIELDS, GATE_ROWS, field_sp
 from tunewise.web.pages import Page, action, page
 
 router = APIRouter()
+DIAGNOSE_FILES = ("questions_file", "docs_file")
 OBJECTIVES = (("instruction", "Instruction following, format, persona"), ("task_specific", "A narrow task"),
               ("domain_knowledge", "New domain knowledge"), ("alignment", "Alignment from preferences"))
 
@@ -99,7 +100,9 @@ def _shown_fields(methods: list[dict[str, Any]], method_name: str | None) -> set
 @action(router, "/new/upload")
 async def upload_data(request: Request, api: PortalAPI, form: dict[str, Any]) -> str:
     upload = form.get("file")
-    target = form.get("target") if form.get("target") in FILE_FIELDS else "spec.data.train"
+    back = "/new/diagnose" if form.get("return_to") == "/new/diagnose" else "/new"
+    targets = DIAGNOSE_FILES if back == "/new/diagnose" else FILE_FIELDS
+    target = form.get("target") if form.get("target") in targets else targets[0]
     if upload is None or not getattr(upload, "filename", ""):
         raise APIFailure(400, "Choose a data file to upload", "file")
     made = await api.post("/v1/files", files={"file": (upload.filename, upload.file)}, data={"purpose": "fine-tune"})
@@ -107,7 +110,7 @@ async def upload_data(request: Request, api: PortalAPI, form: dict[str, Any]) ->
     values[target] = made["id"]
     request.state.notice = (f"Uploaded {made['filename']} as {made['id']}: "
                             + ("it has rows that cannot be used (below)" if made["status"] == "error" else "it reads"))
-    return f"/new?{query_of(values)}#data"
+    return f"{back}?{query_of(values)}" + ("#data" if back == "/new" else "")
 
 
 @action(router, "/new/spec")
