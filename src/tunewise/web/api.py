@@ -54,6 +54,11 @@ class PortalAPI:
             raise _failure(response)
         return response
 
+    async def with_session_csrf(self) -> PortalAPI:
+        """Carry this session's own CSRF token, for read-only POSTs made on a GET (YAML, planner, dry run)."""
+        self.csrf = (await self.get("/api/session")).get("csrf_token")
+        return self
+
     async def get(self, path: str, **params: Any) -> Any:
         return (await self.call("GET", path, params={k: v for k, v in params.items() if v is not None})).json()
 

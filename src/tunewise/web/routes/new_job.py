@@ -131,7 +131,7 @@ async def load_spec(request: Request, api: PortalAPI, form: dict[str, Any]) -> s
 async def download_spec(request: Request) -> Response:
     body = request_from_form(dict(request.query_params))
     try:
-        text = await PortalAPI(request).post("/api/specs/yaml", json=body)
+        text = await (await PortalAPI(request).with_session_csrf()).post("/api/specs/yaml", json=body)
     except APIFailure as failure:
         return Response(failure.message, status_code=failure.status, media_type="text/plain")
     return Response(text, media_type="application/yaml",
