@@ -72,10 +72,10 @@ async def new_job(request: Request, api: PortalAPI) -> Page:
         if report["status"] == "processed":
             plan, plan_error = await _plan(api, body, form)
             mode = ((plan or {}).get("recommendation") or {}).get("mode")
-            if "spec.method.name" not in form and mode in {m["name"] for m in methods["data"]}:
-                recommended = mode
-                body["spec"].setdefault("method", {})["name"] = mode
-                form["spec.method.name"] = mode
+            recommended = mode if mode in {m["name"] for m in methods["data"]} else None
+            if recommended and not form.get("spec.method.name"):  # preselected until the user picks another
+                body["spec"].setdefault("method", {})["name"] = recommended
+                form["spec.method.name"] = recommended
             dry, dry_error = await _dry_run(api, body)
     chosen = form.get("spec.method.name") or "lora"
     method = next((m for m in methods["data"] if m["name"] == chosen), None)

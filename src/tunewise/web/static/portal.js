@@ -109,7 +109,18 @@
     });
   }
 
+  /* The new-job form is a GET form: leave empty fields out of its URL, so the link stays short and
+     every empty field keeps meaning "the default". */
+  function shortQuery(form) {
+    form.addEventListener("submit", () => {
+      form.querySelectorAll("input, select").forEach((field) => { if (field.name && !field.value) field.disabled = true; });
+      setTimeout(() => form.querySelectorAll(":disabled").forEach((field) => { field.disabled = false; }), 0);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const jobForm = document.getElementById("job-form");
+    if (jobForm) shortQuery(jobForm);
     const live = document.getElementById("live");
     if (live) liveJob(live);
     const play = document.getElementById("playground");
