@@ -38,6 +38,15 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1e5 else f"{value:.2e}"
 
 
+def _tick_format(ticks: list[float]):
+    """Tick labels with as many decimals as the spacing needs (10.75 and 10.8 must not both read 10.8)."""
+    step = abs(ticks[1] - ticks[0]) if len(ticks) > 1 else 0.0
+    if not step or max(abs(t) for t in ticks) >= 1e5:
+        return _fmt
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return lambda value: f"{value:.{decimals}f}"
+
+
 class _Frame:
     """Maps data coordinates into the plot area and draws its axes."""
 
@@ -54,13 +63,14 @@ class _Frame:
 
     def axes(self, x_label: str, y_label: str) -> list[str]:
         out = []
+        y_text, x_text = _tick_format(self.yt), _tick_format(self.xt)
         for tick in self.yt:
             y = self.y(tick)
             out.append(f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-                       f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_fmt(tick)}</text>')
+                       f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{y_text(tick)}</text>')
         for tick in self.xt:
             x = self.x(tick)
-            out.append(f'<text x="{x:.1f}" y="{_H - _BOTTOM + 16}" text-anchor="middle">{_fmt(tick)}</text>')
+            out.append(f'<text x="{x:.1f}" y="{_H - _BOTTOM + 16}" text-anchor="middle">{x_text(tick)}</text>')
         out.append(f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{_H - _BOTTOM}" y2="{_H - _BOTTOM}" class="axis"/>')
         out.append(f'<text x="{(_LEFT + _W - _RIGHT) / 2:.0f}" y="{_H - 6}" text-anchor="middle">{escape(x_label)}</text>')
         out.append(f'<text x="14" y="{(_TOP + _H - _BOTTOM) / 2:.0f}" text-anchor="middle" '

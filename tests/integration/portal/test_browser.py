@@ -59,7 +59,11 @@ def test_journey_upload_fix_plan_submit_watch(browser, server, tmp_path):  # noq
     page.get_by_label("Upload a dataset").set_input_files(str(write_chat_dataset(tmp_path / "support.jsonl", rows=40)))
     page.get_by_role("button", name="Upload and check").click()
     page.get_by_role("heading", name="3. The plan").wait_for()
-    page.get_by_label("max steps", exact=False).first.fill(str(STEPS))
+    page.locator("[id='spec.train.max_steps']").fill(str(STEPS))
+    # A short evaluation (the report exists) without the forgetting check (its 30 paragraphs take a minute).
+    page.locator("[id='spec.eval.max_examples']").fill("4")
+    page.locator("[id='spec.eval.max_new_tokens']").fill("8")
+    page.locator("[id='spec.eval.forgetting.enabled']").select_option("false")
     page.get_by_role("button", name="Check and plan").click()
     page.get_by_role("heading", name="4. Dry run and submit").wait_for()
     recommended = page.locator("tr.chosen th").inner_text()
