@@ -5,9 +5,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo demo-align test test-fast bench bench-gpu clean
+.PHONY: setup browser-tools demo demo-align test test-fast bench bench-gpu clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser-tools
+
+# The portal's browser tests drive Debian's chromium and check pages with axe-core (npm). Both are
+# installed here when missing and their installer is usable; otherwise the browser tests skip and
+# say why, and `make test` still passes.
+AXE := .tunewise/npm/node_modules/axe-core/axe.min.js
+browser-tools:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && \
+	   apt-get install -y -q chromium >/dev/null 2>&1)) ; } || \
+	  echo "chromium not installed (needs apt-get as root): the portal's browser tests will skip"
+	@test -f $(AXE) || { command -v npm >/dev/null && \
+	  npm install --silent --no-audit --no-fund --prefix .tunewise/npm axe-core@4 >/dev/null 2>&1 ; } || \
+	  echo "axe-core not installed (needs npm): the portal's accessibility check will skip"
 
 # torch is installed first and pinned: a CPU build of 2.13.0 lies on this machine's disk,
 # and a user with a GPU gets the CUDA build of the same version. The bundled base model
