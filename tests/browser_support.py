@@ -55,7 +55,7 @@ def screenshot(page, name: str, *, full_page: bool = True) -> Path:
     return path
 
 
-def axe_violations(page, impacts: tuple[str, ...] = ("critical",)) -> list[str]:
+def axe_violations(page, impacts: tuple[str, ...] = ("critical", "serious")) -> list[str]:
     """axe-core's violations of `impacts` on the page, one line each (rule, impact, first elements)."""
     if not AXE_JS.exists():
         pytest.skip(f"axe-core is not installed at {AXE_JS}: `make setup` installs it with npm")

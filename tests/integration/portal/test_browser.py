@@ -95,6 +95,12 @@ def test_journey_upload_fix_plan_submit_watch(browser, server, tmp_path):  # noq
     assert "successfully completed" in page.locator("#events").inner_text()
     screenshot(page, "job-succeeded")
 
+    page.get_by_role("button", name=f"Resume from step {STEPS}").click()  # a new job from that checkpoint
+    page.wait_for_url(re.compile(r"/jobs/ftjob-[A-Za-z0-9]+$"))
+    assert page.url != job_url and f"from its checkpoint at step {STEPS}" in page.locator(".flash").inner_text()
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_text("cancel requested").wait_for()
+    page.goto(job_url)
     page.get_by_role("link", name="Evaluation report").click()
     assert page.url.endswith("/report")
     screenshot(page, "job-report")
@@ -132,7 +138,7 @@ def test_pages_fit_a_phone(browser, server):  # noqa: F811
     page.close()
 
 
-def test_main_pages_have_no_critical_accessibility_violations(browser, server):  # noqa: F811
+def test_main_pages_have_no_critical_or_serious_accessibility_violations(browser, server):  # noqa: F811
     page = browser.new_context().new_page()
     page.goto(server.url + "/signin")
     found = {"/signin": axe_violations(page)}

@@ -229,3 +229,20 @@ def test_errors_are_pages_and_twins_are_json(team_a):
     assert missing.status_code == 404 and "Not found" in missing.text and "<html" in missing.text
     assert team_a.get("/jobs/ftjob-nope.json").json()["error"]["message"]
     assert team_a.get("/static/portal.css").status_code == 200
+
+
+def test_a_failed_job_says_why_in_plain_words(team_a, tmp_path):
+    csrf = csrf_of(team_a.get("/new").text)
+    bad = broken_dataset(tmp_path / "rows.jsonl")
+    up = team_a.post("/new/upload", data={"csrf_token": csrf, "return_query": "model=tiny"},
+                     files={"file": ("rows.jsonl", bad.read_bytes())}, follow_redirects=False)
+    file_id = re.search(r"spec\.data\.train=(file-[A-Za-z0-9]+)", up.headers["location"]).group(1)
+    request = '{"model": "tiny", "spec": {"data": {"train": "%s"}}}' % file_id  # the API takes it; it fails
+    job_id = team_a.post("/new/submit", data={"csrf_token": csrf, "request": request},
+                         follow_redirects=False).headers["location"].rsplit("/", 1)[1]
+    job = wait_for(lambda: (j := team_a.get(f"/jobs/{job_id}.json").json()["job"])["status"] == "failed" and j, 60,
+                   what="the job to fail validation")
+    assert job["error"]["code"] == "invalid_training_file" and "rows.jsonl:5" in job["error"]["message"]
+    page = team_a.get(f"/jobs/{job_id}").text
+    assert "Why it failed" in page and "rows.jsonl:5" in page and "no GPU time was spent" in page
+    assert 'data-final="true"' in page and "Cancel</button>" not in page
