@@ -29,6 +29,11 @@ EVAL_FIELDS = (("eval", "enabled", "EvalSpec"), ("eval", "max_examples", "EvalSp
                ("eval.forgetting", "max_paragraphs", "ForgettingSpec"),
                ("eval.forgetting", "max_questions", "ForgettingSpec"))
 FILE_FIELDS = ("spec.data.train", "spec.data.validation")
+# Where the schema's own title is ambiguous on one form (two fields both titled "Enabled").
+LABELS = {"spec.eval.enabled": "Evaluate after training", "spec.eval.forgetting.enabled": "Forgetting check",
+          "spec.eval.forgetting.max_paragraphs": "Forgetting: paragraphs",
+          "spec.eval.forgetting.max_questions": "Forgetting: questions",
+          "spec.checkpoint.every_steps": "Checkpoint every N steps"}
 
 
 def field_specs(schema: dict[str, Any], fields=FORM_FIELDS) -> list[dict[str, Any]]:
@@ -37,7 +42,8 @@ def field_specs(schema: dict[str, Any], fields=FORM_FIELDS) -> list[dict[str, An
     for section, name, definition in fields:
         prop = schema.get("$defs", {}).get(definition, {}).get("properties", {}).get(name, {})
         kinds = [prop.get("type")] + [p.get("type") for p in prop.get("anyOf", [])]
-        out.append({"name": f"spec.{section}.{name}", "label": prop.get("title") or name.replace("_", " "),
+        path = f"spec.{section}.{name}"
+        out.append({"name": path, "label": LABELS.get(path) or prop.get("title") or name.replace("_", " "),
                     "default": prop.get("default"), "help": prop.get("description", ""),
                     "boolean": "boolean" in kinds})
     return out

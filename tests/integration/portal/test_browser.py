@@ -28,13 +28,14 @@ def server(tmp_path_factory, tiny_model_dir):
     with LiveServer(app) as live:
         live.keys = {"team-a": make_key(app, "team-a"), "team-b": make_key(app, "team-b"),
                      "admin": make_key(app, "", admin=True)}
-        live.state = {}
+        live.state, live.requests = {}, []
         yield live
 
 
 def signed_in(browser, server, team: str, **context):  # noqa: F811
     """A fresh browser context (its own cookies) signed in as `team` through the form, by keyboard."""
     page = browser.new_context(**context).new_page()
+    page.on("request", lambda request: server.requests.append(request.url))
     page.goto(server.url + "/")
     assert "/signin" in page.url  # every page asks who you are first
     page.get_by_label("API key").fill(server.keys[team])
@@ -152,3 +153,9 @@ def test_main_pages_have_no_critical_or_serious_accessibility_violations(browser
         found[path] = axe_violations(page)
     assert not any(found.values()), found
     page.close()
+
+
+def test_nothing_came_from_another_origin(server):
+    assert server.requests, "the browser tests recorded no request"
+    elsewhere = sorted({url for url in server.requests if not url.startswith(server.url + "/")})
+    assert not elsewhere, elsewhere  # no CDN, no web font, no analytics: everything is served by tunewise
