@@ -4,6 +4,7 @@ against the real app (real SQLite store, the real scheduling loop), HTML and JSO
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -246,3 +247,22 @@ def test_a_failed_job_says_why_in_plain_words(team_a, tmp_path):
     page = team_a.get(f"/jobs/{job_id}").text
     assert "Why it failed" in page and "rows.jsonl:5" in page and "no GPU time was spent" in page
     assert 'data-final="true"' in page and "Cancel</button>" not in page
+
+
+def test_the_rag_diagnostic_page(team_a):
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "plan"
+    one_question = (fixtures / "qa_in_docs.jsonl").read_text().splitlines()[0].encode()  # three answers to generate
+    csrf = csrf_of(team_a.get("/new/diagnose").text)
+    query = ""
+    for name, content, target in (("qa.jsonl", one_question, "questions_file"),
+                                  ("docs.jsonl", (fixtures / "docs.jsonl").read_bytes(), "docs_file")):
+        posted = team_a.post("/new/upload", data={"csrf_token": csrf, "target": target, "return_to": "/new/diagnose",
+                                                  "return_query": query},
+                             files={"file": (name, content)}, follow_redirects=False)
+        assert posted.headers["location"].startswith("/new/diagnose?")
+        query = posted.headers["location"].split("?", 1)[1]
+    twin = team_a.get(f"/new/diagnose.json?model=tiny&{query}").json()
+    assert twin["diagnosis"]["verdict"] in ("rag", "fine-tune", "fine-tune+rag", "none")
+    assert set(twin["diagnosis"]["scores"]) >= {"closed_book"} and twin["error"] is None
+    page = team_a.get(f"/new/diagnose?model=tiny&{query}").text
+    assert "Verdict:" in page and "Retrieval found a passage" in page
