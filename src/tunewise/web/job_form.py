@@ -12,6 +12,7 @@ import copy
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from tunewise.spec import apply_overrides
 
@@ -110,6 +111,4 @@ def _prune_empty(tree: dict[str, Any]) -> None:
 
 
 def query_of(values: Mapping[str, str]) -> str:
-    from urllib.parse import urlencode
-
     return urlencode({k: v for k, v in values.items() if v not in (None, "") and k != "csrf_token"})

@@ -81,6 +81,8 @@ def test_journey_upload_fix_plan_submit_watch(browser, server, tmp_path):  # noq
     page.wait_for_function("Number((document.getElementById('job-step').textContent.match(/^\\d+/) || [0])[0]) > 0"
                            " || document.getElementById('live').dataset.final === 'true'", timeout=WAIT_MS)
     seen = _step(page)
+    if page.locator("#live").get_attribute("data-final") == "false":  # the chart follows the steps, no reload
+        page.wait_for_selector("#curves svg polyline, #curves svg circle", timeout=WAIT_MS)
     page.reload()  # the same live view after a reload: the job lives in the server, not in the tab
     assert page.url == job_url and _step(page) >= seen
     status = page.locator("#job-status .badge").inner_text()

@@ -160,7 +160,7 @@ def test_jobs_and_queue_show_the_job_with_its_place_and_reason(team_a, submitted
     mine = next(j for j in waiting if j["id"] == job_id)
     assert mine["position"] >= 1 and mine["reason"] == "quota"
     page = team_a.get("/queue").text
-    assert job_id in page and "<b>quota</b>" in page
+    assert job_id in page and "<b>quota</b>" in page and f'aria-label="Priority of {job_id}"' in page
 
 
 def test_the_job_page_and_its_twin(team_a, submitted):

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tunewise.web.api import APIFailure, PortalAPI
 from tunewise.web.charts import histogram
-from tunewise.web.job_form import (EVAL_FIELDS, FILE_FIELDS, GATE_ROWS, field_specs, form_from_request, method_fields,
-                                   query_of, request_from_form)
+from tunewise.web.job_form import (EVAL_FIELDS, FILE_FIELDS, FORM_FIELDS, GATE_ROWS, field_specs, form_from_request,
+                                   method_fields, query_of, request_from_form)
 from tunewise.web.pages import Page, action, page
 
 router = APIRouter()
@@ -89,8 +90,6 @@ async def new_job(request: Request, api: PortalAPI) -> Page:
 
 
 def _shown_fields(methods: list[dict[str, Any]], method_name: str | None) -> set[str]:
-    from tunewise.web.job_form import FORM_FIELDS
-
     method = next((m for m in methods if m["name"] == method_name), None)
     names = {f"spec.{section}.{name}" for section, name, _ in FORM_FIELDS + EVAL_FIELDS}
     names |= {f["name"] for f in method_fields(method)} | set(FILE_FIELDS) | {"spec.method.name"}
@@ -150,6 +149,4 @@ async def submit(request: Request, api: PortalAPI, form: dict[str, Any]) -> str:
 
 
 def _query_dict(query: Any) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     return parse_qsl(str(query or ""), keep_blank_values=False)
