@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+from tests.control_plane_support import make_key
 from tests.helpers import write_chat_dataset
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
@@ -39,3 +40,9 @@ def broken_dataset(path: Path, rows: int = 24) -> Path:
     lines[9] = "this line is not JSON"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def team_keys(app) -> dict[str, str]:
+    """Keys for the two teams the portal tests use and for the admin."""
+    return {"team-a": make_key(app, "team-a"), "team-b": make_key(app, "team-b"),
+            "admin": make_key(app, "", admin=True)}

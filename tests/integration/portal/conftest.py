@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.control_plane_support import blocked_pool, make_key
+from tests.control_plane_support import blocked_pool
 from tests.integration.control_plane.conftest import start_server
+from tests.portal_support import team_keys
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +17,6 @@ def portal_app(tmp_path_factory, tiny_model_dir):
     from fastapi.testclient import TestClient
 
     app, home = start_server(tmp_path_factory, tiny_model_dir, name="portal", scheduling=blocked_pool())
-    app.state.keys = {"team-a": make_key(app, "team-a"), "team-b": make_key(app, "team-b"),
-                      "admin": make_key(app, "", admin=True)}
-    app.state.home = home
+    app.state.keys, app.state.home = team_keys(app), home
     with TestClient(app):  # runs the lifespan: the scheduling loop validates and queues submitted jobs
         yield app

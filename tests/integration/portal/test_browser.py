@@ -13,10 +13,10 @@ import re
 import pytest
 
 from tests.browser_support import PHONE, axe_violations, browser, fits_the_width, screenshot  # noqa: F401
-from tests.control_plane_support import LiveServer, make_key
+from tests.control_plane_support import LiveServer
 from tests.helpers import write_chat_dataset
 from tests.integration.control_plane.conftest import start_server
-from tests.portal_support import broken_dataset
+from tests.portal_support import broken_dataset, team_keys
 
 STEPS = 8
 WAIT_MS = 180_000
@@ -24,11 +24,9 @@ WAIT_MS = 180_000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
-    app, home = start_server(tmp_path_factory, tiny_model_dir, name="portal-browser")
+    app, _ = start_server(tmp_path_factory, tiny_model_dir, name="portal-browser")
     with LiveServer(app) as live:
-        live.keys = {"team-a": make_key(app, "team-a"), "team-b": make_key(app, "team-b"),
-                     "admin": make_key(app, "", admin=True)}
-        live.state, live.requests = {}, []
+        live.keys, live.state, live.requests = team_keys(app), {}, []
         yield live
 
 

@@ -17,8 +17,17 @@ from fastapi.responses import Response
 
 from tunewise.web.api import APIFailure, PortalAPI
 from tunewise.web.charts import histogram
-from tunewise.web.job_form import (EVAL_FIELDS, FILE_FIELDS, FORM_FIELDS, GATE_ROWS, field_specs, form_from_request,
-                                   method_fields, query_of, request_from_form)
+from tunewise.web.job_form import (
+    EVAL_FIELDS,
+    FILE_FIELDS,
+    FORM_FIELDS,
+    GATE_ROWS,
+    field_specs,
+    form_from_request,
+    method_fields,
+    query_of,
+    request_from_form,
+)
 from tunewise.web.pages import Page, action, page
 
 router = APIRouter()
@@ -29,7 +38,8 @@ OBJECTIVES = (("instruction", "Instruction following, format, persona"), ("task_
 
 async def _plan(api: PortalAPI, body: dict[str, Any], form: dict[str, str]) -> tuple[dict | None, str | None]:
     spec = body["spec"]
-    request = {"model": body.get("model"), "pool": body.get("pool"), "objective": form.get("objective") or "instruction",
+    request = {"model": body.get("model"), "pool": body.get("pool"),
+               "objective": form.get("objective") or "instruction",
                "training_file": spec["data"]["train"], "seq_len": (spec.get("data") or {}).get("max_length", 1024),
                "micro_batch": (spec.get("train") or {}).get("micro_batch_size", 4),
                "epochs": (spec.get("train") or {}).get("epochs", 1)}
@@ -121,7 +131,8 @@ async def load_spec(request: Request, api: PortalAPI, form: dict[str, Any]) -> s
     parsed = await api.post("/api/specs/parse", json={"yaml": text, "source": upload.filename[:200]})
     methods = (await api.get("/api/methods"))["data"]
     method = (parsed.get("spec") or {}).get("method")
-    values = form_from_request(parsed, _shown_fields(methods, method.get("name") if isinstance(method, dict) else method))
+    method_name = method.get("name") if isinstance(method, dict) else method
+    values = form_from_request(parsed, _shown_fields(methods, method_name))
     request.state.notice = f"Loaded {upload.filename}"
     return f"/new?{query_of(values)}"
 
