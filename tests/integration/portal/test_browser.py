@@ -63,6 +63,8 @@ def test_journey_upload_fix_plan_submit_watch(browser, server, tmp_path):  # noq
     page.locator("[id='spec.eval.max_examples']").fill("4")
     page.locator("[id='spec.eval.max_new_tokens']").fill("8")
     page.locator("[id='spec.eval.forgetting.enabled']").select_option("false")
+    page.get_by_label("Gate metric 1").fill("val_loss")  # a gate the tiny model passes: it may be promoted
+    page.locator("#gate-0-threshold").fill("<= 100")
     page.get_by_role("button", name="Check and plan").click()
     page.get_by_role("heading", name="4. Dry run and submit").wait_for()
     recommended = page.locator("tr.chosen th").inner_text()
@@ -118,6 +120,32 @@ def _step(page) -> int:
     return int(re.match(r"\d+", page.locator("#job-step").inner_text()).group())
 
 
+def test_register_promote_and_chat(browser, server):  # noqa: F811
+    job_url = server.state.get("job_url") or pytest.skip("the journey did not submit a job")
+    page = signed_in(browser, server, "team-a")
+    job_id = job_url.rsplit("/", 1)[1]
+    if page.goto(f"{server.url}/registry?job_id={job_id}").status == 404:
+        pytest.skip("the registry and playground pages are not part of this tree")
+    page.get_by_label("Name", exact=False).fill("journey-bot")
+    page.get_by_role("button", name="Register").click()
+    assert "Registered journey-bot version 1" in page.locator(".flash").inner_text()
+    page.get_by_role("button", name="Promote version 1 to production").click()
+    assert "production" in page.locator(".flash").inner_text()
+    screenshot(page, "registry-model")
+
+    page.goto(f"{server.url}/playground?model=journey-bot")
+    page.get_by_label("Prompt").fill("Say hello")
+    page.get_by_label("Max tokens").fill("8")
+    page.get_by_role("button", name="Ask").click()
+    # Column 1 is the base model, column 2 the model the link named; both answers stream side by side.
+    page.wait_for_function("[...document.querySelectorAll('[data-column] .served')].slice(0, 2)"
+                           ".every((e) => e.textContent.startsWith('served by'))", timeout=WAIT_MS)
+    assert "journey-bot" in page.locator("[data-column='2'] .served").inner_text()
+    page.wait_for_selector("[data-column='2'] .thumbs:not([hidden])", timeout=WAIT_MS)  # the answer is complete
+    screenshot(page, "playground")
+    page.close()
+
+
 def test_another_team_sees_none_of_it(browser, server):  # noqa: F811
     job_url = server.state.get("job_url") or pytest.skip("the journey did not submit a job")
     page = signed_in(browser, server, "team-b")
@@ -126,6 +154,8 @@ def test_another_team_sees_none_of_it(browser, server):  # noqa: F811
     assert page.get_by_role("heading", name="Not found").is_visible()
     page.goto(job_url + ".json")
     assert "error" in page.content()
+    if page.goto(server.url + "/registry").status == 200:
+        assert "journey-bot" not in page.content()
     page.close()
 
 
