@@ -15,6 +15,7 @@ from markupsafe import Markup
 PALETTE = ("#1d4ed8", "#c2410c", "#15803d", "#7e22ce", "#b91c1c", "#0e7490")
 _W, _H = 640, 260
 _LEFT, _RIGHT, _TOP, _BOTTOM = 56, 16, 30, 40
+CURVE_POINTS = 400  # per loss curve: a long run's chart stays small while the live page redraws it
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -143,14 +144,23 @@ def histogram(edges: list[float], counts: list[int], *, chart_id: str, title: st
     return _svg(chart_id, title, f"{x_label} per example, counts per bin: {desc}", body)
 
 
+def thin(points: list, most: int = CURVE_POINTS) -> list:
+    """At most `most` points, evenly spaced, the first and last kept (a 640-unit chart shows no more)."""
+    if len(points) <= most:
+        return points
+    stride = (len(points) - 1) / (most - 1)
+    return [points[round(i * stride)] for i in range(most)]
+
+
 def loss_curves(runs: list[dict[str, Any]], *, chart_id: str, title: str = "Loss per step") -> Markup:
     """Train (solid) and validation (dashed) loss of one or more runs: `runs` = [{"label", "curves"}]."""
     series = []
     for i, run in enumerate(runs):
         color = PALETTE[i % len(PALETTE)]
         prefix = f"{run['label']} " if len(runs) > 1 else ""
-        series.append({"label": f"{prefix}train", "points": run["curves"].get("train_loss", []), "color": color})
-        series.append({"label": f"{prefix}validation", "points": run["curves"].get("val_loss", []), "color": color,
-                       "dash": True})
+        series.append({"label": f"{prefix}train", "points": thin(run["curves"].get("train_loss", [])),
+                       "color": color})
+        series.append({"label": f"{prefix}validation", "points": thin(run["curves"].get("val_loss", [])),
+                       "color": color, "dash": True})
     return line_chart(series, chart_id=chart_id, title=title, x_label="step", y_label="loss",
                       empty="No steps yet: the curves appear with the first step")
