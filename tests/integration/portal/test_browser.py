@@ -175,6 +175,11 @@ def test_main_pages_have_no_critical_or_serious_accessibility_violations(browser
     found = {"/signin": axe_violations(page)}
     page.get_by_label("API key").fill(server.keys["admin"])
     page.get_by_role("button", name="Sign in").click()
+    page.goto(server.url + "/new")
+    page.keyboard.press("Tab")  # the first stop skips the navigation
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.url.endswith("#main")
     paths = ["/", "/new", "/queue", "/new/diagnose", "/jobs/ftjob-missing"]
     if server.state.get("job_url"):
         paths.append(server.state["job_url"])
@@ -185,7 +190,7 @@ def test_main_pages_have_no_critical_or_serious_accessibility_violations(browser
     page.close()
 
 
-def test_nothing_came_from_another_origin(server):
+def test_nothing_came_from_another_origin(browser, server):  # noqa: F811
     assert server.requests, "the browser tests recorded no request"
     elsewhere = sorted({url for url in server.requests if not url.startswith(server.url + "/")})
     assert not elsewhere, elsewhere  # no CDN, no web font, no analytics: everything is served by tunewise
