@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Depends
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunewise.jobs.keys import Principal
@@ -51,8 +51,10 @@ async def rag_diagnosis(body: DiagnoseBody, who: Principal = Depends(principal),
     return await asyncio.to_thread(run)
 
 
+# The YAML answer is documented beside the JSON error bodies: a PlainTextResponse response_class
+# would document every status (the 400s too) as text.
 @router.post("/specs/yaml", summary="A job request as YAML (what the portal downloads)",
-             response_class=PlainTextResponse, responses={200: {"content": {"application/yaml": {}}}})
+             response_class=StreamingResponse, responses={200: {"content": {"application/yaml": {}}}})
 def spec_yaml(body: NativeJobRequest, who: Principal = Depends(principal)) -> PlainTextResponse:
     return PlainTextResponse(request_to_yaml(body), media_type="application/yaml")
 
