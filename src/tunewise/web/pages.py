@@ -1,7 +1,7 @@
 """Pages and their JSON twins, actions (form posts), and what every page shares.
 
-Every page is one function `async def view(request, api) -> Page` registered twice: at its path (HTML)
-and at the same path with `.json` (the data the page shows, as JSON). A page's data is what the REST
+Every page is one function `async def view(request, api) -> Page` registered twice: at its path (HTML,
+or JSON for `Accept: application/json`) and at the same path with `.json` (the data the page shows). A page's data is what the REST
 API answered; the page adds only presentation (charts, layout). Actions are form posts: they forward
 the form's CSRF token to the API with the change and redirect back (POST/redirect/GET), carrying a
 one-line notice or the API's refusal in a short-lived flash cookie.
@@ -56,7 +56,7 @@ def page(router: APIRouter, path: str, template: str, *, json_path: str | None =
 
     def decorate(view: View) -> View:
         async def as_html(request: Request) -> Response:
-            return await render(request, view, template, as_json=False)
+            return await render(request, view, template, as_json=wants_json(request))
 
         async def as_json(request: Request) -> Response:
             return await render(request, view, template, as_json=True)
@@ -67,6 +67,12 @@ def page(router: APIRouter, path: str, template: str, *, json_path: str | None =
         return view
 
     return decorate
+
+
+def wants_json(request: Request) -> bool:
+    """A client that asks for JSON and not HTML (`Accept: application/json`) gets the page's twin."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 def action(router: APIRouter, path: str) -> Callable[[Action], Action]:

@@ -166,6 +166,8 @@ def test_jobs_and_queue_show_the_job_with_its_place_and_reason(team_a, submitted
 def test_the_job_page_and_its_twin(team_a, submitted):
     job_id, _ = submitted
     twin = team_a.get(f"/jobs/{job_id}.json").json()
+    asked = team_a.get(f"/jobs/{job_id}", headers={"accept": "application/json"}).json()  # the twin by Accept
+    assert asked.keys() == twin.keys() and asked["job"]["id"] == job_id
     assert twin["job"]["id"] == job_id and twin["job"]["status"] == "queued"
     assert any("queued" in e["message"] for e in twin["events"]) and "log_tail" in twin
     page = team_a.get(f"/jobs/{job_id}").text
