@@ -8,7 +8,6 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
 
 from tunewise.web.api import PortalAPI
 from tunewise.web.charts import loss_curves
@@ -36,13 +35,6 @@ async def runs(request: Request, api: PortalAPI) -> Page:
         view["curves"] = loss_curves([{"label": r["id"], "curves": r["curves"]} for r in comparison["runs"]],
                                      chart_id="compare-curves", title="Loss per step, runs overlaid")
     return Page(data, view=view, title="Compare runs" if data["comparison"] else "Runs")
-
-
-@router.get("/compare", include_in_schema=False)
-async def compare_alias(request: Request) -> Response:
-    """The jobs list's compare form lands here: the comparison lives at /runs."""
-    query = request.url.query
-    return RedirectResponse("/runs" + (f"?{query}" if query else ""), status_code=303)
 
 
 @page(router, "/jobs/{job_id}/report", "report.html")
