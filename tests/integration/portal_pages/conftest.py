@@ -118,11 +118,13 @@ def portal(tmp_path_factory, tiny_model_dir, mlflow_template) -> Portal:
     tmp = tmp_path_factory.mktemp("portal-data")
     a = portal.clients["team-a"]
     portal.jobs = {"good": submit(a, tmp, suffix="good"), "weak": submit(a, tmp, epochs=2, suffix="weak"),
+                   "better": submit(a, tmp, epochs=3, suffix="better"),
                    "broken": submit(a, tmp, suffix="broken"),
                    "other": submit(portal.clients["team-b"], tmp, suffix="other")}
     finish_job(app, portal.jobs["good"], tiny_model_dir, seed=1)
     finish_job(app, portal.jobs["weak"], tiny_model_dir, seed=2, passed=False, losses=3.5)
-    finish_job(app, portal.jobs["other"], tiny_model_dir, seed=3)
+    finish_job(app, portal.jobs["better"], tiny_model_dir, seed=3, losses=2.8)
+    finish_job(app, portal.jobs["other"], tiny_model_dir, seed=4)
     fail_job(app, portal.jobs["broken"])
     yield portal
     engine = app.state.ctx.extras.get("serving")
