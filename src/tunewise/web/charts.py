@@ -51,7 +51,8 @@ def _tick_format(ticks: list[float]):
 class _Frame:
     """Maps data coordinates into the plot area and draws its axes."""
 
-    def __init__(self, xs: list[float], ys: list[float], *, y_from_zero: bool = False):
+    def __init__(self, xs: list[float], ys: list[float], *, y_from_zero: bool = False, top: float = _TOP):
+        self.top = top  # more legend rows push the plot down
         self.xt = nice_ticks(min(xs), max(xs))
         self.yt = nice_ticks(0.0 if y_from_zero else min(ys), max(ys))
         self.x0, self.x1, self.y0, self.y1 = self.xt[0], self.xt[-1], self.yt[0], self.yt[-1]
@@ -60,7 +61,7 @@ class _Frame:
         return _LEFT + (value - self.x0) / ((self.x1 - self.x0) or 1) * (_W - _LEFT - _RIGHT)
 
     def y(self, value: float) -> float:
-        return _H - _BOTTOM - (value - self.y0) / ((self.y1 - self.y0) or 1) * (_H - _TOP - _BOTTOM)
+        return _H - _BOTTOM - (value - self.y0) / ((self.y1 - self.y0) or 1) * (_H - self.top - _BOTTOM)
 
     def axes(self, x_label: str, y_label: str) -> list[str]:
         out = []
@@ -98,7 +99,8 @@ def line_chart(series: list[dict[str, Any]], *, chart_id: str, title: str, x_lab
               if y is not None and math.isfinite(float(y))]
     if not finite:
         return _empty(chart_id, title, empty)
-    frame = _Frame([p[0] for p in finite], [p[1] for p in finite])
+    legend_rows = max(1, (len(series) + 3) // 4)
+    frame = _Frame([p[0] for p in finite], [p[1] for p in finite], top=_TOP + 14 * (legend_rows - 1))
     body = frame.axes(x_label, y_label)
     described = []
     for i, item in enumerate(series):

@@ -23,6 +23,11 @@ def chosen_ids(request: Request) -> list[str]:
     return list(dict.fromkeys(j for j in request.query_params.getlist("job_id") if j))
 
 
+def short_id(job_id: str) -> str:
+    """A job id's last characters, enough to tell runs apart in a chart's legend (the tables show it whole)."""
+    return "…" + job_id[-6:] if len(job_id) > 8 else job_id
+
+
 @page(router, "/runs", "runs.html")
 async def runs(request: Request, api: PortalAPI) -> Page:
     ids = chosen_ids(request)
@@ -32,7 +37,7 @@ async def runs(request: Request, api: PortalAPI) -> Page:
     if len(ids) >= 2:
         comparison = await api.get("/api/runs/compare", job_id=ids)
         data["comparison"] = comparison
-        view["curves"] = loss_curves([{"label": r["id"], "curves": r["curves"]} for r in comparison["runs"]],
+        view["curves"] = loss_curves([{"label": short_id(r["id"]), "curves": r["curves"]} for r in comparison["runs"]],
                                      chart_id="compare-curves", title="Loss per step, runs overlaid")
     return Page(data, view=view, title="Compare runs" if data["comparison"] else "Runs")
 
