@@ -30,6 +30,7 @@ class Portal:
     clients: dict[str, Any] = field(default_factory=dict)
     csrf: dict[str, str] = field(default_factory=dict)
     jobs: dict[str, str] = field(default_factory=dict)  # role -> job id
+    keys: dict[str, str] = field(default_factory=dict)
 
     def browser(self, team: str = "team-a") -> Any:
         return self.clients[team]
@@ -112,7 +113,7 @@ def portal(tmp_path_factory, tiny_model_dir, mlflow_template) -> Portal:
     app = create_app(ServerConfig.model_validate(config), run_loop=False)
     portal = Portal(app, home, tiny_model_dir)
     for team in TEAMS:
-        key = make_key(app, "" if team == "admin" else team, admin=team == "admin")
+        key = portal.keys[team] = make_key(app, "" if team == "admin" else team, admin=team == "admin")
         portal.clients[team], portal.csrf[team] = _sign_in(app, key)
         portal.clients[team].bearer = {"authorization": f"Bearer {key}"}
     tmp = tmp_path_factory.mktemp("portal-data")

@@ -24,6 +24,9 @@ def test_playground_offers_base_and_own_models(portal):
     twin = portal.browser().get(f"/playground.json?model={mine}").json()
     assert twin["columns"] == ["tiny", mine, ""]
     assert {"tiny", mine} <= {m["id"] for m in twin["models"]} and theirs not in {m["id"] for m in twin["models"]}
+    checkpoint = f"{mine}:ckpt-step-2"  # the job page's "chat with this checkpoint" link
+    twin = portal.browser().get("/playground.json", params={"model": checkpoint}).json()
+    assert twin["columns"][1] == checkpoint and checkpoint in {m["id"] for m in twin["models"]}
 
 
 def test_the_page_script_streams_chat_and_sends_feedback(portal):
