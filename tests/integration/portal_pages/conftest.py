@@ -78,6 +78,21 @@ def finish_job(app: Any, job_id: str, base: Path, *, seed: int, passed: bool = T
         lifecycle.succeed(session, ctx.settings, ctx.blobs, job, None)
 
 
+GPU_POOL = {"name": "gpu", "nodes": [{"name": "g1", "gpus": [{"type": "h100-80gb", "count": 1},
+                                                          {"type": "h100-80gb", "count": 1, "mig": ["3g.40gb", "3g.40gb"]}]}]}
+
+
+def place_job(app: Any, job_id: str, slot: dict[str, Any]) -> None:
+    """A job running where the scheduler put it (the store's placement), on the GPU pool."""
+    from sqlalchemy import select
+
+    from tunewise.jobs.store.models import Job
+
+    with app.state.ctx.session() as session:
+        job = session.scalar(select(Job).where(Job.id == job_id))
+        job.status, job.pool, job.placement = "running", "gpu", {"slots": [{"cpu_slots": 0, **slot}]}
+
+
 def fail_job(app: Any, job_id: str) -> None:
     from sqlalchemy import select
 
@@ -109,7 +124,10 @@ def portal(tmp_path_factory, tiny_model_dir, mlflow_template) -> Portal:
 
     home = tmp_path_factory.mktemp("portal")
     runfactory().install_mlflow_store(mlflow_template, home)
-    config = {"workspace": str(home), "models": {"tiny": str(tiny_model_dir)}, "scheduling": cpu_pool(1)}
+    scheduling = cpu_pool(1)
+    scheduling["pools"].append(GPU_POOL)
+    scheduling["quotas"] = [{"team": "team-a", "gpus": 1}]
+    config = {"workspace": str(home), "models": {"tiny": str(tiny_model_dir)}, "scheduling": scheduling}
     app = create_app(ServerConfig.model_validate(config), run_loop=False)
     portal = Portal(app, home, tiny_model_dir)
     for team in TEAMS:
@@ -121,12 +139,16 @@ def portal(tmp_path_factory, tiny_model_dir, mlflow_template) -> Portal:
     portal.jobs = {"good": submit(a, tmp, suffix="good"), "weak": submit(a, tmp, epochs=2, suffix="weak"),
                    "better": submit(a, tmp, epochs=3, suffix="better"),
                    "broken": submit(a, tmp, suffix="broken"),
-                   "other": submit(portal.clients["team-b"], tmp, suffix="other")}
+                   "other": submit(portal.clients["team-b"], tmp, suffix="other"),
+                   "on-gpu": submit(a, tmp, suffix="on-gpu"),
+                   "on-slice": submit(portal.clients["team-b"], tmp, suffix="on-slice")}
     finish_job(app, portal.jobs["good"], tiny_model_dir, seed=1)
     finish_job(app, portal.jobs["weak"], tiny_model_dir, seed=2, passed=False, losses=3.5)
     finish_job(app, portal.jobs["better"], tiny_model_dir, seed=3, losses=2.8)
     finish_job(app, portal.jobs["other"], tiny_model_dir, seed=4)
     fail_job(app, portal.jobs["broken"])
+    place_job(app, portal.jobs["on-gpu"], {"node": "g1", "gpu": 0, "memory_gib": 40.0})
+    place_job(app, portal.jobs["on-slice"], {"node": "g1", "gpu": 1, "mig_slice": "gpu1/mig0", "memory_gib": 39.4})
     yield portal
     engine = app.state.ctx.extras.get("serving")
     if engine is not None:

@@ -76,11 +76,18 @@ def test_operations_view_is_the_admins(portal):
         "model": ft_model(portal, "good"), "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]})
     page = admin.get("/ops")
     assert page.status_code == 200, page.text
-    assert "Pool default" in page.text and "CPU slots" in page.text
+    assert "Pool default" in page.text and "CPU slots" in page.text and "Pool gpu" in page.text
+    slice_row = page.text.split("slice gpu1/mig0</td>")[1].split("</tr>")[0]
+    assert portal.jobs["on-slice"] in slice_row and "team-b" in slice_row
+    assert "free" in page.text.split("slice gpu1/mig1</td>")[1].split("</tr>")[0]
+    assert "40 of 79.1 GiB" in page.text  # half of the whole card
     assert "ran out of memory at step 3" in page.text  # the failed job, with its reason
     assert 'id="serving-models"' in page.text and "tiny" in page.text
     twin = admin.get("/ops.json").json()
     assert twin["ops"]["pools"][0]["nodes"][0]["name"] == "local"
+    quotas = {q["team"]: q for q in twin["ops"]["quotas"]}
+    assert quotas["team-a"]["quota"]["gpus"] == 1 and quotas["team-a"]["running"] == 1
+    assert quotas["team-b"]["quota"] is None and quotas["team-b"]["used_gpu_memory_gib"] == 39.4
     assert portal.jobs["broken"] in [f["id"] for f in twin["ops"]["recent_failures"]]
     assert twin["serving"]["started"] is True and twin["serving"]["models"]
     assert 'href="/ops"' in admin.get("/").text
