@@ -26,8 +26,10 @@ def production(portal, team: str = "team-a") -> str | None:
 
 def test_register_three_runs_as_versions(portal):
     assert portal.browser().get("/registry.json").json()["models"] == []
-    page = portal.browser().get("/registry")
-    assert 'id="register-form"' in page.text and portal.jobs["good"] in page.text
+    report = portal.browser().get(f"/jobs/{portal.jobs['good']}/report").text
+    assert f'href="/registry?job_id={portal.jobs["good"]}"' in report
+    page = portal.browser().get(f"/registry?job_id={portal.jobs['good']}")
+    assert 'id="register-form"' in page.text and f'<option value="{portal.jobs["good"]}" selected>' in page.text
     assert portal.jobs["other"] not in page.text  # team-b's job cannot be registered by team-a
     for role, version in (("good", "1"), ("weak", "2"), ("better", "3")):
         done = post(portal, "/registry", job_id=portal.jobs[role], name=NAME)

@@ -24,7 +24,8 @@ def _model_url(name: str) -> str:
 async def registry(request: Request, api: PortalAPI) -> Page:
     models = await api.get("/api/registry/models")
     succeeded = await api.get("/api/jobs", status="succeeded", limit=100)
-    return Page({"models": models["data"], "registrable_jobs": succeeded["data"]}, title="Registry")
+    return Page({"models": models["data"], "registrable_jobs": succeeded["data"],
+                 "chosen_job": request.query_params.get("job_id")}, title="Registry")
 
 
 @action(router, "/registry")
