@@ -53,16 +53,20 @@ _workspace_lock = threading.RLock()
 
 
 @contextmanager
-def in_workspace(home: Path) -> Iterator[None]:
+def in_workspace(home: Path, *, user: str | None = None) -> Iterator[None]:
     """Run library code that finds the workspace through TUNEWISE_HOME (the registry, tracking) against
-    `home`. A server serves one workspace, so this only matters where a process holds several (tests)."""
+    `home`. A server serves one workspace, so this only matters where a process holds several (tests).
+    `user` (TUNEWISE_USER) is who the registry records for the events of this call: the team, not the
+    server's login."""
+    changes = {"TUNEWISE_HOME": str(home), **({"TUNEWISE_USER": user} if user else {})}
     with _workspace_lock:
-        before = os.environ.get("TUNEWISE_HOME")
-        os.environ["TUNEWISE_HOME"] = str(home)
+        before = {name: os.environ.get(name) for name in changes}
+        os.environ.update(changes)
         try:
             yield
         finally:
-            if before is None:
-                os.environ.pop("TUNEWISE_HOME", None)
-            else:
-                os.environ["TUNEWISE_HOME"] = before
+            for name, value in before.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

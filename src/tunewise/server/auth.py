@@ -63,6 +63,11 @@ def session_info(request: Request, ctx: ServerContext) -> SessionInfo | None:
     return request.state.session_info
 
 
+def actor(who: Principal) -> str:
+    """Who the registry's history names for a change made through the API: the team and its key."""
+    return f"team {who.team or 'admin'} (key {who.key_id})"
+
+
 def admin(who: Principal = Depends(principal)) -> Principal:
     if not who.is_admin:
         raise APIError(403, "this route needs the admin key", code="permission_denied")

@@ -19,7 +19,7 @@ from tunewise.jobs.settings import in_workspace
 from tunewise.jobs.store.models import AuditEntry, RegisteredModel, Trigger
 from tunewise.jobs.store.pagination import owned
 from tunewise.openai_api.errors import bad_request, conflict, not_found
-from tunewise.server.auth import admin, principal
+from tunewise.server.auth import actor, admin, principal
 from tunewise.server.context import ServerContext, context
 
 router = APIRouter()
@@ -53,10 +53,10 @@ def run_report(job_id: str, who: Principal = Depends(principal), ctx: ServerCont
 # --- registry ------------------------------------------------------------------------------------
 
 
-def _registry_call(ctx: ServerContext, fn, *args):
+def _registry_call(ctx: ServerContext, fn, *args, who: Principal | None = None):
     """A registry function on this server's workspace; its refusals become 400s with the reason."""
     try:
-        with in_workspace(ctx.settings.home):
+        with in_workspace(ctx.settings.home, user=actor(who) if who else None):
             return fn(*args)
     except TunewiseError as err:
         raise bad_request(err.message, code="registry_error") from None
@@ -97,7 +97,8 @@ def register(body: RegisterBody, who: Principal = Depends(principal), ctx: Serve
         owner = session.scalar(select(RegisteredModel).where(RegisteredModel.name == body.name))
         if owner is not None and owner.team != job.team:
             raise conflict(f"the name {body.name!r} belongs to another team", param="name", code="name_taken")
-        info = _registry_call(ctx, register_run, final_run_dir(ctx.settings, job.id, job.spec), body.name)
+        info = _registry_call(ctx, register_run, final_run_dir(ctx.settings, job.id, job.spec), body.name,
+                              who=who)
         if owner is None:
             session.add(RegisteredModel(name=body.name, team=job.team, created_at=time.time()))
         audit(session, team=who.team, key_id=who.key_id, action="registry.register", object_id=body.name,
@@ -128,7 +129,7 @@ def promote(name: str, body: PromoteBody, who: Principal = Depends(principal),
 
     with ctx.session() as session:
         _owned_model(session, name, who)
-        event = _registry_call(ctx, registry_promote, name, body.version, body.to)
+        event = _registry_call(ctx, registry_promote, name, body.version, body.to, who=who)
         audit(session, team=who.team, key_id=who.key_id, action="registry.promote", object_id=name,
               detail={"version": body.version, "to": body.to})
     return event
@@ -140,7 +141,7 @@ def rollback(name: str, who: Principal = Depends(principal), ctx: ServerContext 
 
     with ctx.session() as session:
         _owned_model(session, name, who)
-        event = _registry_call(ctx, registry_rollback, name)
+        event = _registry_call(ctx, registry_rollback, name, who=who)
         audit(session, team=who.team, key_id=who.key_id, action="registry.rollback", object_id=name)
     return event
 

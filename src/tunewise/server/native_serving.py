@@ -21,7 +21,7 @@ from tunewise.jobs.keys import Principal
 from tunewise.jobs.settings import in_workspace
 from tunewise.jobs.store.models import RegisteredModel
 from tunewise.openai_api.errors import APIError, bad_request, not_found
-from tunewise.server.auth import admin, principal
+from tunewise.server.auth import actor, admin, principal
 from tunewise.server.context import ServerContext, context
 
 router = APIRouter(prefix="/api/serving", tags=["tunewise"])
@@ -150,7 +150,7 @@ def promote_winner(name: str, body: PromoteWinner, who: Principal = Depends(prin
         registered, version = promotion_target(route_report(engine.store, name), body.variant)
         if registered != name:
             raise bad_request(f"variant: {registered} is not {name}", param="variant")
-        with in_workspace(ctx.settings.home):
+        with in_workspace(ctx.settings.home, user=actor(who)):
             event = promote(registered, version, "production")
     except TunewiseError as err:
         raise bad_request(err.message, param="variant", code="promotion_refused") from None

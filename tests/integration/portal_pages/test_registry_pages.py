@@ -75,6 +75,7 @@ def test_promote_then_roll_back_with_history(portal):
     moves = [(e["action"], e["to"]) for e in twin["history"] if e.get("alias") == "production"]
     assert moves == [("promote", "1"), ("promote", "3"), ("rollback", "1")]
     assert [e["version"] for e in twin["history"] if e["action"] == "register"] == ["1", "2", "3"]
+    assert {e["who"].split(" (key")[0] for e in twin["history"]} == {"team team-a"}  # the team, not the server's login
     assert 'id="history"' in portal.browser().get(f"/registry/{NAME}").text
 
 
@@ -112,6 +113,8 @@ def test_ab_route_traffic_feedback_and_promote_the_winner(portal):
     promoted = post(portal, f"/registry/{NAME}/route/promote", variant=f"{NAME}:3")
     assert flash(promoted)["kind"] == "notice", flash(promoted)
     assert production(portal) == "3"
+    last = portal.browser().get(f"/registry/{NAME}.json").json()["history"][-1]
+    assert last["to"] == "3" and last["who"].startswith("team team-a")
     removed = post(portal, f"/registry/{NAME}/route/delete")
     assert flash(removed)["kind"] == "notice" and portal.browser().get(f"/registry/{NAME}.json").json()["route"] is None
 
