@@ -88,6 +88,10 @@ def test_another_team_sees_no_model_and_cannot_act(portal):
     assert refused.status_code == 303 and flash(refused)["kind"] == "error"
     assert production(portal) == "1"
     assert NAME in [m["name"] for m in portal.browser("admin").get("/registry.json").json()["models"]]
+    offered = {team: {m["id"] for m in portal.browser(team).get("/playground.json").json()["models"]}
+               for team in ("team-a", "team-b")}
+    assert f"{NAME}:1" in offered["team-a"] and f"{NAME}@production" in offered["team-a"]
+    assert not any(m.startswith(NAME) for m in offered["team-b"])  # nor in team-b's playground
 
 
 def test_ab_route_traffic_feedback_and_promote_the_winner(portal):

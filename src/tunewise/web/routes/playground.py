@@ -16,7 +16,6 @@ from tunewise.web.pages import CSRF_FIELD, Page, action, page, render
 
 router = APIRouter()
 COLUMNS = 3
-CHAT_KINDS = ("base", "fine_tune", "checkpoint", "registered", "route", "merged", "run")
 DEFAULT_MAX_TOKENS = 64
 
 
@@ -28,8 +27,7 @@ def _choices(models: list[dict[str, Any]], wanted: list[str]) -> list[str]:
 
 
 async def _models(api: PortalAPI) -> list[dict[str, Any]]:
-    listing = await api.get("/v1/models")
-    return [m for m in listing["data"] if m.get("kind", "base") in CHAT_KINDS]
+    return (await api.get("/v1/models"))["data"]
 
 
 def _page(models: list[dict[str, Any]], chosen: list[str], *, prompt: str = "", answers: list | None = None,
