@@ -98,3 +98,20 @@ def test_operations_view_is_refused_to_a_team(portal):
     assert team.get("/ops").status_code == 403
     assert team.get("/ops.json").status_code == 403
     assert 'href="/ops"' not in team.get("/").text
+
+
+def test_a_server_without_serving_says_so(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from tests.control_plane_support import make_key
+    from tunewise.server import serving
+    from tunewise.server.app import create_app
+    from tunewise.server.config import ServerConfig
+
+    monkeypatch.setattr(serving, "serving_available", lambda: False)
+    app = create_app(ServerConfig(workspace=str(tmp_path / "home")), run_loop=False)
+    browser = TestClient(app)
+    browser.post("/api/session", headers={"authorization": f"Bearer {make_key(app, 'team-a')}"})
+    page = browser.get("/playground")
+    assert page.status_code == 200 and "installed without serving" in page.text
+    assert browser.get("/playground.json").json()["serving"] is False

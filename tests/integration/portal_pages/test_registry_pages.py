@@ -123,6 +123,12 @@ def test_ab_route_traffic_feedback_and_promote_the_winner(portal):
     assert flash(removed)["kind"] == "notice" and portal.browser().get(f"/registry/{NAME}.json").json()["route"] is None
 
 
+def test_the_model_page_works_without_serving(portal, monkeypatch):
+    monkeypatch.setitem(portal.app.state.ctx.extras, "serving", None)  # a server built without serving
+    assert portal.browser().get(f"/registry/{NAME}.json").json()["route"] is None
+    assert "No route" in portal.browser().get(f"/registry/{NAME}").text
+
+
 def test_a_bad_route_weight_names_the_field(portal):
     refused = post(portal, f"/registry/{NAME}/route", variant_1=f"{NAME}:1", weight_1="lots")
     assert flash(refused)["kind"] == "error" and "weight" in flash(refused)["message"]

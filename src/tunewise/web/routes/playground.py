@@ -26,16 +26,24 @@ def _choices(models: list[dict[str, Any]], wanted: list[str]) -> list[str]:
     return (picked + [""] * COLUMNS)[:COLUMNS]
 
 
-async def _models(api: PortalAPI) -> list[dict[str, Any]]:
-    return (await api.get("/v1/models"))["data"]
+async def _models(api: PortalAPI) -> list[dict[str, Any]] | None:
+    """What the team may chat with; None where this server was built without serving (no /v1 chat)."""
+    try:
+        return (await api.get("/v1/models"))["data"]
+    except APIFailure as failure:
+        if failure.code == "unknown_url":
+            return None
+        raise
 
 
-def _page(models: list[dict[str, Any]], chosen: list[str], *, prompt: str = "", answers: list | None = None,
+def _page(models: list[dict[str, Any]] | None, chosen: list[str], *, prompt: str = "", answers: list | None = None,
           max_tokens: int = DEFAULT_MAX_TOKENS, temperature: float = 0.7) -> Page:
+    serving = models is not None
+    models = models or []
     known = {m["id"] for m in models}
     # A model named by a link (a checkpoint, `name@production`) is offered even if the list omits it.
     extra = [{"id": c, "kind": "named"} for c in chosen if c and c not in known]
-    data = {"models": models + extra, "columns": chosen, "prompt": prompt, "answers": answers,
+    data = {"serving": serving, "models": models + extra, "columns": chosen, "prompt": prompt, "answers": answers,
             "max_tokens": max_tokens, "temperature": temperature}
     return Page(data, title="Playground")
 
@@ -43,7 +51,7 @@ def _page(models: list[dict[str, Any]], chosen: list[str], *, prompt: str = "", 
 @page(router, "/playground", "playground.html")
 async def playground(request: Request, api: PortalAPI) -> Page:
     models = await _models(api)
-    return _page(models, _choices(models, request.query_params.getlist("model")))
+    return _page(models, _choices(models or [], request.query_params.getlist("model")))
 
 
 async def _ask(api: PortalAPI, model: str, body: dict[str, Any]) -> dict[str, Any]:

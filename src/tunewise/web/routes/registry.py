@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 
-from tunewise.web.api import PortalAPI
+from tunewise.web.api import APIFailure, PortalAPI
 from tunewise.web.pages import Page, action, page
 
 router = APIRouter()
@@ -38,8 +38,13 @@ async def register(request: Request, api: PortalAPI, form: dict[str, Any]) -> st
 
 async def _route(api: PortalAPI, name: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The model's live A/B route and its report, if it has one (the report needs the serving engine,
-    which a model without a route does not start)."""
-    routes = await api.get("/api/serving/routes")
+    which a model without a route does not start). A server without serving has no routes."""
+    try:
+        routes = await api.get("/api/serving/routes")
+    except APIFailure as failure:
+        if failure.code == "serving_unavailable":
+            return None, None
+        raise
     live = next((r for r in routes["data"] if r["name"] == name), None)
     if live is None:
         return None, None
