@@ -46,6 +46,7 @@ def test_the_page_script_streams_chat_and_sends_feedback(portal):
     assert lines[-1] == "data: [DONE]"
     chunks = [json.loads(line[6:]) for line in lines[:-1]]
     assert chunks[0]["model"] == mine and any(c["choices"] and c["choices"][0]["delta"].get("content") for c in chunks)
+    portal.app.state.ctx.extras["serving"].flush_records()  # answers are stored in the background
     thumbs = browser.post("/v1/feedback", json={"response_id": chunks[0]["id"], "thumbs": "up"},
                           headers={"x-csrf-token": portal.csrf["team-a"]})
     assert thumbs.status_code == 200, thumbs.text
@@ -62,6 +63,7 @@ def test_without_script_the_form_answers_side_by_side(portal):
     assert page.status_code == 200, page.text
     assert page.text.count("served by ") == 2 and "does not exist or you do not have access" in page.text
     response_id = page.text.split('data-response="')[2].split('"')[0]
+    portal.app.state.ctx.extras["serving"].flush_records()
     assert response_id.startswith("chatcmpl")
     done = portal.browser().post("/playground/feedback", data={"csrf_token": portal.csrf["team-a"],
                                                                "response_id": response_id, "thumbs": "down"})

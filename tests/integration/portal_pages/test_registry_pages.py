@@ -105,6 +105,7 @@ def test_ab_route_traffic_feedback_and_promote_the_winner(portal):
             "messages": [{"role": "user", "content": "hi"}]})
         assert answer.status_code == 200, answer.text
         thumbs = "up" if answer.headers.get("x-tunewise-model-version", "").endswith("3") else "down"
+        portal.app.state.ctx.extras["serving"].flush_records()  # answers are stored in the background
         assert portal.browser().post("/v1/feedback", headers=bearer,
                                      json={"response_id": answer.json()["id"], "thumbs": thumbs}).status_code == 200
     twin = portal.browser().get(f"/registry/{NAME}.json").json()
