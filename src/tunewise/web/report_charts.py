@@ -22,6 +22,7 @@ def spectrum_chart(spectrum: dict[str, Any], *, chart_id: str) -> Markup:
     """Singular values of each adapter update (largest first), one line per module: a fast drop means
     the adapter used fewer ranks than it was given."""
     modules = sorted(spectrum.get("modules") or [], key=lambda m: -m.get("rank_90", 0))[:SPECTRUM_MODULES]
-    series = [{"label": short_module(m["module"]), "points": [[i + 1, v] for i, v in enumerate(m.get("singular_values") or [])]} for m in modules]
+    series = [{"label": short_module(m["module"]),
+               "points": [[i + 1, v] for i, v in enumerate(m.get("singular_values") or [])]} for m in modules]
     return line_chart(series, chart_id=chart_id, title="Adapter spectrum: singular values per module",
                       x_label="singular value (largest first)", y_label="value", empty="No adapter spectrum")

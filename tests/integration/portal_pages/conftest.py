@@ -49,22 +49,22 @@ def _sign_in(app: Any, key: str) -> tuple[Any, str]:
 def _gate(run_dir: Path, base: Path, *, passed: bool) -> None:
     from tunewise.eval import run_gate, write_results
     from tunewise.eval.report import EvalReport, ForgettingResult
+    from tunewise.eval.spectrum import adapter_spectrum
 
     report = EvalReport(run=run_dir.name, created_at="now", base_model=str(base), method="lora", n_examples=6,
                         metrics={"exact_match": 0.9 if passed else 0.2}, base_metrics={"exact_match": 0.1},
                         forgetting=ForgettingResult(text_ppl_base=20.0, text_ppl_tuned=21.0, ppl_increase=0.05,
                                                     paragraphs=3))
-    from tunewise.eval.spectrum import adapter_spectrum
-
     report.spectrum = adapter_spectrum(run_dir / "artifact", "lora")
     write_results(run_dir, report, run_gate(report, {"exact_match": ">= 0.8"}))
 
 
 def finish_job(app: Any, job_id: str, base: Path, *, seed: int, passed: bool = True, losses: float = 3.0) -> None:
     """What a finished training leaves (adapter, losses, eval gate), then the control plane's success."""
+    from sqlalchemy import select
+
     from tunewise.jobs import lifecycle
     from tunewise.jobs.store.models import Job
-    from sqlalchemy import select
 
     ctx = app.state.ctx
     run_dir = make_adapter_run(ctx.settings.home / "runs", job_id, base, seed=seed)
@@ -78,8 +78,9 @@ def finish_job(app: Any, job_id: str, base: Path, *, seed: int, passed: bool = T
         lifecycle.succeed(session, ctx.settings, ctx.blobs, job, None)
 
 
-GPU_POOL = {"name": "gpu", "nodes": [{"name": "g1", "gpus": [{"type": "h100-80gb", "count": 1},
-                                                          {"type": "h100-80gb", "count": 1, "mig": ["3g.40gb", "3g.40gb"]}]}]}
+WHOLE_CARD = {"type": "h100-80gb", "count": 1}
+SLICED_CARD = {"type": "h100-80gb", "count": 1, "mig": ["3g.40gb", "3g.40gb"]}
+GPU_POOL = {"name": "gpu", "nodes": [{"name": "g1", "gpus": [WHOLE_CARD, SLICED_CARD]}]}
 
 
 def place_job(app: Any, job_id: str, slot: dict[str, Any]) -> None:

@@ -98,7 +98,8 @@ def route_variants(form: dict[str, Any]) -> list[dict[str, Any]]:
 @action(router, "/registry/{name}/route")
 async def set_route(request: Request, api: PortalAPI, form: dict[str, Any]) -> str:
     name = request.path_params["name"]
-    route = await api.send("PUT", f"/api/serving/routes/{quote(name, safe='')}", json={"variants": route_variants(form)})
+    route = await api.send("PUT", f"/api/serving/routes/{quote(name, safe='')}",
+                           json={"variants": route_variants(form)})
     split = ", ".join(f"{v['model']} {v['weight']:g}" for v in route["variants"])
     request.state.notice = f"{name}: traffic now split {split}"
     return _model_url(name)

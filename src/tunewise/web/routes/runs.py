@@ -11,8 +11,8 @@ from fastapi import APIRouter, Request
 
 from tunewise.web.api import PortalAPI
 from tunewise.web.charts import loss_curves
-from tunewise.web.report_charts import spectrum_chart
 from tunewise.web.pages import Page, page
+from tunewise.web.report_charts import spectrum_chart
 
 router = APIRouter()
 PICKABLE = 100  # jobs offered in the picker
