@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.control_plane_support import cpu_pool, make_key
+from tests.control_plane_support import cpu_pool
 from tests.helpers import write_chat_dataset
 from tests.integration.serving.adapters import make_adapter_run, runfactory
-
-TEAMS = ("team-a", "team-b", "admin")
+from tests.portal_support import team_keys
 
 
 @dataclass
@@ -131,8 +130,8 @@ def portal(tmp_path_factory, tiny_model_dir, mlflow_template) -> Portal:
     config = {"workspace": str(home), "models": {"tiny": str(tiny_model_dir)}, "scheduling": scheduling}
     app = create_app(ServerConfig.model_validate(config), run_loop=False)
     portal = Portal(app, home, tiny_model_dir)
-    for team in TEAMS:
-        key = portal.keys[team] = make_key(app, "" if team == "admin" else team, admin=team == "admin")
+    portal.keys = team_keys(app)
+    for team, key in portal.keys.items():
         portal.clients[team], portal.csrf[team] = _sign_in(app, key)
         portal.clients[team].bearer = {"authorization": f"Bearer {key}"}
     tmp = tmp_path_factory.mktemp("portal-data")
