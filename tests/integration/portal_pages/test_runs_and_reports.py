@@ -45,6 +45,8 @@ def test_report_shows_gate_forgetting_and_spectrum(portal):
     assert 'id="gate-verdict"><span class="badge passed">' in page.text
     assert "exact_match" in page.text and "Forgetting check" in page.text and "general ability held" in page.text
     assert 'id="spectrum-t"' in page.text  # the adapter spectrum chart
+    picker = portal.browser().get(f"/runs?job_id={job}").text  # the report's "compare with other runs"
+    assert f'href="/runs?job_id={job}"' in page.text and f'id="run-{job}" checked' in picker
     twin = portal.browser().get(f"/jobs/{job}/report.json").json()
     assert twin["run"]["gate"]["passed"] is True
     assert twin["run"]["eval"]["forgetting"]["ppl_increase"] == 0.05
