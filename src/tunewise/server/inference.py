@@ -124,6 +124,9 @@ def build_inference_router(engine: Any, *, authorize: Authorize | None = None) -
     async def feedback(body: FeedbackRequest, request: Request) -> dict[str, Any]:
         try:
             answer = await asyncio.to_thread(engine.store.answer, body.response_id)
+            if answer is None:  # answers are stored in the background: one rated as it ends may be on its way
+                await asyncio.to_thread(engine.flush_records, 2.0)
+                answer = await asyncio.to_thread(engine.store.answer, body.response_id)
             if answer is None:
                 raise not_found(f"no answer with id {body.response_id!r}", param="response_id")
             if authorize is not None:

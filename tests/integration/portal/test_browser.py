@@ -123,8 +123,6 @@ def _step(page) -> int:
 def test_register_promote_and_chat(browser, server):  # noqa: F811
     job_url = server.state.get("job_url") or pytest.skip("the journey did not submit a job")
     page = signed_in(browser, server, "team-a")
-    if page.goto(f"{server.url}/registry").status == 404:
-        pytest.skip("the registry and playground pages are not part of this tree")
     page.goto(job_url)
     page.get_by_role("link", name="Register this model").click()  # the registry's form, this job chosen
     assert page.locator("#register-job option:checked").get_attribute("value") == job_url.rsplit("/", 1)[1]
@@ -145,6 +143,9 @@ def test_register_promote_and_chat(browser, server):  # noqa: F811
     assert "journey-bot" in page.locator("[data-column='2'] .served").inner_text()
     page.wait_for_selector("[data-column='2'] .thumbs:not([hidden])", timeout=WAIT_MS)  # the answer is complete
     screenshot(page, "playground")
+    page.locator("[data-column='2'] .thumbs button[value=up]").click()  # recorded through /v1/feedback
+    page.wait_for_function("(document.querySelector(\"[data-column='2'] .thanks\") || {}).textContent"
+                           "?.includes('recorded up')", timeout=30_000)
     page.close()
 
 
@@ -163,7 +164,8 @@ def test_another_team_sees_none_of_it(browser, server):  # noqa: F811
 
 def test_pages_fit_a_phone(browser, server):  # noqa: F811
     page = signed_in(browser, server, "team-a", viewport=PHONE, is_mobile=True)
-    for path, name in (("/", "phone-jobs"), ("/new", "phone-new-job"), (server.state.get("job_url"), "phone-job")):
+    for path, name in (("/", "phone-jobs"), ("/new", "phone-new-job"), (server.state.get("job_url"), "phone-job"),
+                       ("/registry", "phone-registry"), ("/playground", "phone-playground"), ("/runs", "phone-runs")):
         if path:
             page.goto(path if path.startswith("http") else server.url + path)
             assert fits_the_width(page), f"{path} scrolls sideways at phone width"
@@ -182,7 +184,8 @@ def test_main_pages_have_no_critical_or_serious_accessibility_violations(browser
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
     page.keyboard.press("Enter")
     assert page.url.endswith("#main")
-    paths = ["/", "/new", "/queue", "/new/diagnose", "/jobs/ftjob-missing"]
+    paths = ["/", "/new", "/queue", "/new/diagnose", "/jobs/ftjob-missing", "/runs", "/registry", "/playground",
+             "/ops"]
     if server.state.get("job_url"):
         paths.append(server.state["job_url"])
     for path in paths:
