@@ -154,8 +154,8 @@ def test_chat_with_the_fine_tuned_model_and_a_checkpoint(live):
 
     if not serving_available():
         pytest.skip("serving (tunewise.serve) is not installed in this build: chat with ft: models is not mounted")
-    if not getattr(live, "fine_tuned", None):
-        pytest.skip("the end-to-end job did not succeed")
+    # Set by the end-to-end test above; when that job failed this test fails too, rather than skipping.
+    assert getattr(live, "fine_tuned", None), "the end-to-end job did not succeed: no fine-tuned model to chat with"
     model, checkpoint = live.fine_tuned
     messages = [{"role": "user", "content": "Item 1: join alpha and beta with number 7."}]
     for name in (model, checkpoint):
