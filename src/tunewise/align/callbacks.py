@@ -107,9 +107,9 @@ class RunDirCallback(TrainerCallback):
         from tunewise.train.stop import stop_requested
 
         step = state.global_step
-        saving, stopping = step >= state.max_steps or self.save_policy.should_save(step), stop_requested()
-        if self.ranks.distributed:  # every rank saves and stops together: a request seen by any counts
-            saving, stopping = (total > 0 for total in self.ranks.sum(float(saving), float(stopping)))
+        # Every rank saves and stops together: a request seen by any counts.
+        saving, stopping = self.ranks.any_of(step >= state.max_steps or self.save_policy.should_save(step),
+                                             stop_requested())
         if saving:
             control.should_save = True
         if stopping and step < state.max_steps:

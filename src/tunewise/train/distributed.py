@@ -67,6 +67,11 @@ class Ranks:
         dist.all_reduce(tensor)
         return tensor.tolist()
 
+    def any_of(self, *wanted: bool) -> list[bool]:
+        """Decisions every rank must take together (a checkpoint by the clock, a stop): each is true on
+        all ranks when it is true on any, so no rank enters a collective the others skip."""
+        return [total > 0 for total in self.sum(*(1.0 if w else 0.0 for w in wanted))]
+
     def barrier(self) -> None:
         if self.distributed:
             import torch.distributed as dist

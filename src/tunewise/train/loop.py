@@ -192,7 +192,7 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
     processes, saving and stopping are decided by all of them together (a request seen by any).
     """
     model, ranks = parallel.model, parallel.ranks
-    if _agreed(ranks, stop_requested())[0]:
+    if ranks.any_of(stop_requested())[0]:
         raise TrainingStopped(None)
     model.train()
     stream = _micro_batches(plan, state)
@@ -222,7 +222,7 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
                 **system_metrics(cfg.device),
             }
             last = state.step == cfg.total_steps
-            saving = _agreed(ranks, last or save_policy.should_save(state.step))[0]
+            saving = ranks.any_of(last or save_policy.should_save(state.step))[0]
             evaluating = saving or (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0)
             val = validate(parallel, val_plan, cfg) if evaluating else None
             if val is not None:
@@ -232,7 +232,7 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
                 metrics.append(record)
             progress.update(state.step, loss=loss, tokens_per_s=tokens_per_s, val_loss=val.loss if val else None)
             # After the step is logged, as with one process: a request that came while it was logged stops here.
-            stopping = _agreed(ranks, stop_requested() and not last)[0]
+            stopping = ranks.any_of(stop_requested() and not last)[0]
             if saving or stopping:
                 save_checkpoint(manager, parallel, optimizer, scheduler, state, cfg, val)
                 save_policy.mark_saved(state.step)
@@ -240,10 +240,3 @@ def train_loop(parallel: ParallelModel, optimizer, scheduler, plan: BatchPlan, v
                 raise TrainingStopped(state.step)
     return state
 
-
-def _agreed(ranks: Ranks, *wanted: bool) -> list[bool]:
-    """Decisions every rank must take together (a checkpoint by the clock, a stop): each is true on
-    all ranks when it is true on any, so no rank enters a collective the others skip."""
-    if not ranks.distributed:
-        return list(wanted)
-    return [total > 0 for total in ranks.sum(*(1.0 if w else 0.0 for w in wanted))]
